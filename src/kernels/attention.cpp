@@ -1,0 +1,73 @@
+#include "kernels/attention.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "core/parallel_for.h"
+#include "kernels/activation.h"
+
+namespace dsv3::kernels {
+namespace {
+
+// Per-thread score buffer: grows to the longest context seen, then never reallocates.
+float* score_scratch(int64_t n) {
+  thread_local std::vector<float> buf;
+  if (int64_t(buf.size()) < n) buf.resize(size_t(n));
+  return buf.data();
+}
+
+float dot(const float* a, const float* b, int64_t n) {
+  float acc = 0.0f;
+  for (int64_t i = 0; i < n; ++i) acc += a[i] * b[i];
+  return acc;
+}
+
+}  // namespace
+
+void attention_naive(HeadsView<float> out, float* probs, HeadsView<const float> q, HeadsView<const float> k,
+                     HeadsView<const float> v, int64_t S, int64_t T, int64_t H, int64_t dqk, int64_t dv,
+                     int64_t start_pos, float scale) {
+  parallel_for(S * H, [&](int64_t i) {
+    const int64_t s = i / H, h = i % H;
+    const int64_t n = start_pos + s + 1;  // visible keys
+    float* p = score_scratch(n);
+    const float* qs = q.at(s, h);
+    for (int64_t t = 0; t < n; ++t) p[t] = scale * dot(qs, k.at(t, h), dqk);
+    softmax_row(p, n);
+    float* o = out.at(s, h);
+    std::fill(o, o + dv, 0.0f);
+    for (int64_t t = 0; t < n; ++t) {
+      const float* vt = v.at(t, h);
+      for (int64_t j = 0; j < dv; ++j) o[j] += p[t] * vt[j];
+    }
+    if (probs != nullptr) {
+      float* row = probs + (h * S + s) * T;
+      std::copy(p, p + n, row);
+      std::fill(row + n, row + T, 0.0f);
+    }
+  });
+}
+
+void mla_attention_latent(float* o_lat, const float* q_abs, const float* q_pe, const LatentCacheView& cache,
+                          int64_t S, int64_t H, int64_t r, int64_t d_r, int64_t start_pos, float scale) {
+  parallel_for(S * H, [&](int64_t i) {
+    const int64_t s = i / H;
+    const int64_t n = start_pos + s + 1;
+    float* p = score_scratch(n);
+    const float* qa = q_abs + i * r;
+    const float* qp = q_pe + i * d_r;
+    for (int64_t t = 0; t < n; ++t) {
+      const float* row = cache.row(t);
+      p[t] = scale * (dot(qa, row, r) + dot(qp, row + r, d_r));
+    }
+    softmax_row(p, n);
+    float* o = o_lat + i * r;
+    std::fill(o, o + r, 0.0f);
+    for (int64_t t = 0; t < n; ++t) {
+      const float* row = cache.row(t);
+      for (int64_t j = 0; j < r; ++j) o[j] += p[t] * row[j];
+    }
+  });
+}
+
+}  // namespace dsv3::kernels

@@ -1,0 +1,45 @@
+// Causal attention cores of MLA (spec §2.3). Both take a query block of S tokens whose first
+// token sits at absolute position `start_pos`; query s may attend to key t iff t <= start_pos + s
+// (the full [S, T] mask, correct for chunked prefill and multi-token verification).
+//
+// attention_naive: per-head K and V materialized (the HF path; the slow twin).
+// mla_attention_latent: the absorbed path over the latent cache: scores are
+//   σ·(q_abs·c_kv_t + q_pe·k_pe_t) and the output stays in the kv_lora_rank latent space
+//   (the caller applies W_UV and W_O).
+#pragma once
+
+#include <cstdint>
+
+namespace dsv3::kernels {
+
+// A strided (token, head, dim) tensor: element (t, h, j) at data[t * tok_stride + h * head_stride + j].
+template <typename T>
+struct HeadsView {
+  T* data;
+  int64_t tok_stride;
+  int64_t head_stride;
+  T* at(int64_t t, int64_t h) const { return data + t * tok_stride + h * head_stride; }
+};
+
+// out (S, H, dv) = softmax_t(scale · q·k + mask) · v.  q (S, H, dqk), k (T, H, dqk), v (T, H, dv);
+// T >= start_pos + S. probs, when non-null, receives the (H, S, T) probabilities (0 where masked).
+void attention_naive(HeadsView<float> out, float* probs, HeadsView<const float> q, HeadsView<const float> k,
+                     HeadsView<const float> v, int64_t S, int64_t T, int64_t H, int64_t dqk, int64_t dv,
+                     int64_t start_pos, float scale);
+
+// The latent KV cache of one sequence and one layer, in pages of `page_size` token rows.
+// Row t = pages[t / page_size] + offset + (t % page_size) * row_stride holds [c_kv (r) ; k_pe (d_r)].
+struct LatentCacheView {
+  float* const* pages;
+  int64_t page_size;
+  int64_t row_stride;
+  int64_t offset;  // of this layer's rows inside a page
+  float* row(int64_t t) const { return pages[t / page_size] + offset + (t % page_size) * row_stride; }
+};
+
+// o_lat (S, H, r) = Σ_t p[s,h,t] · c_kv_t with p = softmax_t(scale·(q_abs·c_kv_t + q_pe·k_pe_t)),
+// over t <= start_pos + s. q_abs (S, H, r) and q_pe (S, H, d_r) contiguous.
+void mla_attention_latent(float* o_lat, const float* q_abs, const float* q_pe, const LatentCacheView& cache,
+                          int64_t S, int64_t H, int64_t r, int64_t d_r, int64_t start_pos, float scale);
+
+}  // namespace dsv3::kernels
