@@ -1,0 +1,72 @@
+// A DeepSeek-V3-architecture model for training: f32 master parameters (ParamSet), a forward
+// that saves what backward needs, and a hand-written backward (no autograd), for the step
+// objective of the report: L = L_main + λ·L_MTP + α·Σ_layers L_Bal (spec training §1-2).
+// The router correction biases are state, not parameters: the trainer updates them after
+// each step with the auxiliary-loss-free rule.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/status.h"
+#include "model/config.h"
+#include "model/weights.h"
+#include "train/params.h"
+
+namespace dsv3 {
+
+struct TrainModelOptions {
+  int64_t batch = 8;        // B: sequences per micro-batch
+  int64_t seq_len = 256;    // T: tokens per sequence (inputs; targets are shifted by one)
+  double mtp_weight = 0.3;  // λ
+  double balance_alpha = 1e-4;  // α of the sequence-wise balance loss (0 disables it)
+  bool recompute = false;   // recompute RMSNorm outputs and MLA up-projections in backward
+};
+
+// tokens (B, T + 1): the model reads tokens[:, 0:T] and predicts tokens[:, 1:T+1].
+struct TrainBatch {
+  const int32_t* tokens = nullptr;
+  int64_t batch = 0;
+  int64_t seq_len = 0;
+};
+
+struct LossParts {
+  double total = 0;    // what backward differentiates
+  double main = 0;     // mean next-token cross-entropy
+  double mtp = 0;      // (1/D) Σ_k L^k_MTP (before λ)
+  double balance = 0;  // Σ_layers L_Bal (after α)
+};
+
+class TrainModel {
+ public:
+  TrainModel(const ModelConfig& cfg, const TrainModelOptions& opt);
+  ~TrainModel();
+
+  const ModelConfig& config() const;
+  ParamSet& params();
+  const ParamSet& params() const;
+  // N(0, std²) for every matrix and embedding, ones for norms (report: std 0.006).
+  void init(uint64_t seed, float std = 0.006f);
+
+  // Forward and backward of the step objective on one micro-batch; gradients ACCUMULATE into
+  // params().grad (the caller zeroes them). Returns the loss parts.
+  LossParts forward_backward(const TrainBatch& batch);
+  // Forward only (validation): main-model loss and parts, no gradient.
+  LossParts evaluate(const TrainBatch& batch);
+
+  // Tokens routed to each expert by the last forward: one vector (n_routed_experts) per MoE
+  // layer, main layers first then MTP layers.
+  const std::vector<std::vector<int64_t>>& expert_counts() const;
+  // The router correction bias of each MoE layer (same order), updated by the trainer.
+  std::vector<std::vector<float>>& router_biases();
+
+  // Views of the current parameters as inference weights (valid while this model lives).
+  ModelWeights weights_view() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dsv3
