@@ -48,18 +48,14 @@ void attention_naive(HeadsView<float> out, float* probs, HeadsView<const float> 
   });
 }
 
-void mla_attention_latent(float* o_lat, const float* q_abs, const float* q_pe, const LatentCacheView& cache,
-                          int64_t S, int64_t H, int64_t r, int64_t d_r, int64_t start_pos, float scale) {
+void mla_attention_latent_ref(float* o_lat, const float* q, const LatentCacheView& cache, int64_t S, int64_t H,
+                              int64_t r, int64_t d_r, int64_t start_pos, float scale) {
   parallel_for(S * H, [&](int64_t i) {
     const int64_t s = i / H;
     const int64_t n = start_pos + s + 1;
     float* p = score_scratch(n);
-    const float* qa = q_abs + i * r;
-    const float* qp = q_pe + i * d_r;
-    for (int64_t t = 0; t < n; ++t) {
-      const float* row = cache.row(t);
-      p[t] = scale * (dot(qa, row, r) + dot(qp, row + r, d_r));
-    }
+    const float* qi = q + i * (r + d_r);
+    for (int64_t t = 0; t < n; ++t) p[t] = scale * dot(qi, cache.row(t), r + d_r);
     softmax_row(p, n);
     float* o = o_lat + i * r;
     std::fill(o, o + r, 0.0f);
@@ -68,6 +64,11 @@ void mla_attention_latent(float* o_lat, const float* q_abs, const float* q_pe, c
       for (int64_t j = 0; j < r; ++j) o[j] += p[t] * row[j];
     }
   });
+}
+
+void mla_attention_latent(float* o_lat, const float* q, const LatentCacheView& cache, int64_t S, int64_t H,
+                          int64_t r, int64_t d_r, int64_t start_pos, float scale) {
+  mla_attention_latent_ref(o_lat, q, cache, S, H, r, d_r, start_pos, scale);
 }
 
 }  // namespace dsv3::kernels

@@ -38,8 +38,15 @@ struct LatentCacheView {
 };
 
 // o_lat (S, H, r) = Σ_t p[s,h,t] · c_kv_t with p = softmax_t(scale·(q_abs·c_kv_t + q_pe·k_pe_t)),
-// over t <= start_pos + s. q_abs (S, H, r) and q_pe (S, H, d_r) contiguous.
-void mla_attention_latent(float* o_lat, const float* q_abs, const float* q_pe, const LatentCacheView& cache,
-                          int64_t S, int64_t H, int64_t r, int64_t d_r, int64_t start_pos, float scale);
+// over t <= start_pos + s. q (S, H, r + d_r) holds [q_abs ; q_pe] per head, contiguous, so one dot
+// product with a cache row [c_kv ; k_pe] gives the whole score.
+//
+// The fast path treats the S·H query vectors as the rows of a matrix and the cache pages as
+// blocks of another: scores = Q·Rowsᵀ and o_lat = P·C are FP32 GEMMs (queries in blocks of
+// kQueryBlock tokens bound the score buffer). The _ref twin is one query and one key at a time.
+void mla_attention_latent(float* o_lat, const float* q, const LatentCacheView& cache, int64_t S, int64_t H,
+                          int64_t r, int64_t d_r, int64_t start_pos, float scale);
+void mla_attention_latent_ref(float* o_lat, const float* q, const LatentCacheView& cache, int64_t S, int64_t H,
+                              int64_t r, int64_t d_r, int64_t start_pos, float scale);
 
 }  // namespace dsv3::kernels

@@ -69,20 +69,18 @@ void Mla::forward(float* out, const float* x, const AttentionWeights& w, std::sp
 
 void Mla::attend_absorbed(float* o, const float* q, const AttentionWeights& w, const kernels::LatentCacheView& cache,
                           int64_t S, int64_t start) {
-  // q_abs[s,h,:] = q_nope[s,h,:] · W_UK[h]  with W_UK[h] = rows h·(d_n+d_v) .. +d_n of kv_b_proj.
-  float* q_abs = q_abs_.get(S * H_ * r_);
-  float* q_pe = q_pe_.get(S * H_ * dr_);
+  // q_lat[s,h,:] = [q_nope[s,h,:] · W_UK[h] ; q_pe[s,h,:]], W_UK[h] = rows h·(d_n+d_v) .. +d_n of kv_b_proj.
+  const int64_t lat = r_ + dr_;
+  float* q_lat = q_lat_.get(S * H_ * lat);
   float* o_lat = o_lat_.get(S * H_ * r_);
   for (int64_t h = 0; h < H_; ++h) {
     const WeightMatrix w_uk = w.wkv_b.row_slice(h * (dn_ + dv_), dn_);
-    kernels::matmul_t(q_abs + h * r_, H_ * r_, q + h * dqk_, H_ * dqk_, w_uk, S);
+    kernels::matmul_t(q_lat + h * lat, H_ * lat, q + h * dqk_, H_ * dqk_, w_uk, S);
   }
-  for (int64_t s = 0; s < S; ++s) {
-    for (int64_t h = 0; h < H_; ++h) {
-      std::memcpy(q_pe + (s * H_ + h) * dr_, q + (s * H_ + h) * dqk_ + dn_, size_t(dr_) * sizeof(float));
-    }
+  for (int64_t i = 0; i < S * H_; ++i) {
+    std::memcpy(q_lat + i * lat + r_, q + i * dqk_ + dn_, size_t(dr_) * sizeof(float));
   }
-  kernels::mla_attention_latent(o_lat, q_abs, q_pe, cache, S, H_, r_, dr_, start, scale_);
+  kernels::mla_attention_latent(o_lat, q_lat, cache, S, H_, r_, dr_, start, scale_);
   // o[s,h,:] = o_lat[s,h,:] · W_UV[h]ᵀ  with W_UV[h] = rows h·(d_n+d_v) + d_n .. +d_v.
   for (int64_t h = 0; h < H_; ++h) {
     const WeightMatrix w_uv = w.wkv_b.row_slice(h * (dn_ + dv_) + dn_, dv_);

@@ -44,7 +44,7 @@ class Mla {
 
   int64_t dim_, H_, dn_, dr_, dv_, r_, dqk_;
   float eps_, scale_;
-  Scratch cq_, q_, kv_, o_, q_abs_, q_pe_, o_lat_, c_all_, kvb_, k_;
+  Scratch cq_, q_, kv_, o_, q_lat_, o_lat_, c_all_, kvb_, k_;
 };
 
 }  // namespace dsv3
