@@ -53,7 +53,7 @@ void mla_attention_latent_ref(float* o_lat, const float* q, const LatentCacheVie
   parallel_for(S * H, [&](int64_t i) {
     const int64_t s = i / H;
     const int64_t n = start_pos + s + 1;
-    float* p = score_scratch(n);
+    float* p = score_scratch(cache.capacity);
     const float* qi = q + i * (r + d_r);
     for (int64_t t = 0; t < n; ++t) p[t] = scale * dot(qi, cache.row(t), r + d_r);
     softmax_row(p, n);

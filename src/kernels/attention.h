@@ -33,7 +33,8 @@ struct LatentCacheView {
   float* const* pages;
   int64_t page_size;
   int64_t row_stride;
-  int64_t offset;  // of this layer's rows inside a page
+  int64_t offset;    // of this layer's rows inside a page
+  int64_t capacity;  // tokens the pages can hold: scratch is sized by it, so decode never reallocates
   float* row(int64_t t) const { return pages[t / page_size] + offset + (t % page_size) * row_stride; }
 };
 

@@ -60,7 +60,8 @@ class SequenceCache {
   int64_t pages() const { return int64_t(pages_.size()); }
 
   kernels::LatentCacheView layer(int64_t layer) const {
-    return {page_ptrs_.data(), pool_->page_size(), pool_->row_dim(), layer * pool_->page_size() * pool_->row_dim()};
+    return {page_ptrs_.data(), pool_->page_size(), pool_->row_dim(), layer * pool_->page_size() * pool_->row_dim(),
+            capacity()};
   }
 
  private:

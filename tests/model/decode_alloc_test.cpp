@@ -1,0 +1,62 @@
+// A decode step allocates nothing on the heap once its buffers have grown (style rule 3): every
+// scratch buffer is sized by the first steps and reused. Counted by replacing the global
+// operator new of this test binary (only counting; it forwards to malloc).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+#include <vector>
+
+#include "model/random_weights.h"
+#include "model/transformer.h"
+#include "support/model_fixtures.h"
+
+// These replacements pair malloc with free on purpose.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+namespace {
+std::atomic<int64_t> g_allocations{0};
+}  // namespace
+
+void* operator new(size_t n) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](size_t n) { return operator new(n); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+void operator delete[](void* p, size_t) noexcept { std::free(p); }
+
+namespace dsv3 {
+namespace {
+
+TEST(DecodeAllocations, SteadyStateDecodeStepAllocatesNothing) {
+  for (DType dtype : {DType::F32, DType::BF16, DType::F8_E4M3}) {
+    ModelConfig c = testing::tiny_v3_config();
+    RandomWeights rw(c, {.dtype = dtype});
+    Transformer model(c, rw.weights());
+    KvPool pool(model.cache_layers(), model.cache_row_dim(), 16, 4);
+    SequenceCache cache(pool);
+    ASSERT_TRUE(cache.reserve(64).is_ok());
+    std::vector<int32_t> prompt = {0, 5, 9, 13, 2, 7};
+    std::vector<float> logits(size_t(c.vocab_size));
+    SeqChunk chunk{&cache, prompt.data(), int64_t(prompt.size())};
+    ASSERT_TRUE(model.forward({&chunk, 1}, logits.data()).is_ok());
+    int32_t token = 3;
+    auto step = [&] {
+      SeqChunk one{&cache, &token, 1};
+      ASSERT_TRUE(model.forward({&one, 1}, logits.data()).is_ok());
+      token = int32_t((token * 7 + 1) % c.vocab_size);
+    };
+    for (int i = 0; i < 3; ++i) step();  // warm-up: buffers reach their decode sizes
+    const int64_t before = g_allocations.load();
+    for (int i = 0; i < 20; ++i) step();
+    EXPECT_EQ(g_allocations.load() - before, 0) << "dtype " << dtype_name(dtype);
+  }
+}
+
+}  // namespace
+}  // namespace dsv3
