@@ -166,7 +166,8 @@ def all_params(cfg):
 
 def is_fp8_target(name):
     """Projections inside decoder layers (not router gate, not eh_proj, not the MTP copies)."""
-    return (name.startswith("model.layers.") and name.endswith("_proj.weight")
+    return (name.startswith("model.layers.")
+            and name.endswith(("_proj.weight", "kv_a_proj_with_mqa.weight"))
             and not name.endswith("eh_proj.weight"))
 
 
