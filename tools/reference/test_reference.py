@@ -156,6 +156,31 @@ class NumericsTest(unittest.TestCase):
             np.testing.assert_array_equal(back[k][1], a)
 
 
+class FixtureLayoutTest(unittest.TestCase):
+    def test_fp8_fixture_inventory(self):
+        header, _ = st.read_header(os.path.join(GOLDEN, "v3_fp8", "model.safetensors"))
+        header.pop("__metadata__", None)
+        fp8 = sorted(k for k, v in header.items() if v["dtype"] == "F8_E4M3")
+        for k in header:
+            in_layer = k.startswith("model.layers.")
+            proj = k.endswith(("_proj.weight", "kv_a_proj_with_mqa.weight"))
+            self.assertEqual(k in fp8, in_layer and proj, k)
+        for k in fp8:
+            r, c = header[k]["shape"]
+            s = header[k + "_scale_inv"]
+            self.assertEqual((s["dtype"], s["shape"]), ("F32", [-(-r // 128), -(-c // 128)]), k)
+        self.assertEqual(header["model.layers.0.self_attn.kv_a_proj_with_mqa.weight_scale_inv"]["shape"], [2, 2])
+
+    def test_sharded_fixture_splits_a_layer(self):
+        with open(os.path.join(GOLDEN, "v3_tiny", "model.safetensors.index.json")) as f:
+            wm = json.load(f)["weight_map"]
+        files = {}
+        for k, v in wm.items():
+            if k.startswith("model.layers."):
+                files.setdefault(k.split(".")[2], set()).add(v)
+        self.assertTrue(any(len(v) == 2 for v in files.values()))
+
+
 class ModelTest(unittest.TestCase):
     def test_naive_equals_absorbed_fp64(self):
         for name in FIXTURES:
