@@ -166,7 +166,8 @@ def all_params(cfg):
 
 def is_fp8_target(name):
     """Projections inside decoder layers (not router gate, not eh_proj, not the MTP copies)."""
-    return (name.startswith("model.layers.") and name.endswith("_proj.weight")
+    return (name.startswith("model.layers.")
+            and name.endswith(("_proj.weight", "kv_a_proj_with_mqa.weight"))
             and not name.endswith("eh_proj.weight"))
 
 
@@ -373,15 +374,20 @@ def provenance(out_dir, report, argv):
              "| mtp_logits.npy | float32 (T-1, vocab), V3 fixtures with an MTP layer: row i from (h_i after model.norm, Emb(t_{i+1})), predicts t_{i+2} |",
              "| loss.json | mean next-token cross-entropy over positions 0..T-2 (fp32; fp64 value too) |",
              "| grads.safetensors | float32 gradient of that loss w.r.t. every main-model parameter under its HF name (FP8: w.r.t. the dequantised weight; e_score_correction_bias and MTP layers excluded) |",
-             "| debug.safetensors | full-forward intermediates, float32 (S, dim) unless noted: `embed`, per layer `model.layers.L.{attn_out, h_after_attn, ffn_out, out}`, per MoE layer `topk_idx` (I32, (S,K), sorted by biased score) and `topk_weight` (S,K), `final_norm` |",
+             "| debug.safetensors | full-forward intermediates, float32 (S, dim) unless noted: `embed`, `model.layers.0.{attn_out, h_after_attn, ffn_out}` (attention output before the residual add, hidden after it, FFN output), every layer's output `model.layers.L.out` (MTP layer excluded), per MoE layer `topk_idx` (I32, (S,K), sorted by biased score) and `topk_weight` (S,K), `final_norm` |",
+             "",
+             f"Acceptance checks applied to every fixture (make_fixtures.py refuses otherwise): smallest top-2 logit gap >= {MIN_TOP2_GAP} x std(logits) (main and MTP), every routing decision (last kept vs first dropped group / expert score) has a margin >= {MIN_ROUTING_MARGIN}, and for noaux_tc with groups, 0-filling the masked groups instead of -inf changes at least one main-model expert selection.",
              "", "## Fixtures", ""]
     for name, spec in FIXTURES.items():
         info = report[name]
         cfg = Config.from_hf(spec["config"])
         files = sorted(os.listdir(os.path.join(out_dir, name)))
         total = sum(os.path.getsize(os.path.join(out_dir, name, f)) for f in files)
+        storage = {"BF16": "BF16 (routing bias F32)", "F32": "F32",
+                   "FP8": "F8_E4M3 + F32 weight_scale_inv [ceil(r/128), ceil(c/128)] for every *_proj inside decoder layers; BF16 embed, lm_head, norms, router gate; F32 bias"}[spec["storage"]]
         lines += [f"### {name}", "",
-                  f"seed {spec['seed']}, storage {spec['storage']}, {total} bytes.",
+                  f"seed {spec['seed']}, {total} bytes. Storage: {storage}.",
+                  f"dim {cfg.dim}, vocab {cfg.vocab_size}, layers {cfg.n_layers} (dense {cfg.n_dense_layers}) + MTP {cfg.n_mtp}, heads {cfg.n_heads}, q_lora_rank {cfg.q_lora_rank or 'null'}, kv_lora_rank {cfg.kv_lora_rank}, qk_nope/rope/v {cfg.qk_nope_head_dim}/{cfg.qk_rope_head_dim}/{cfg.v_head_dim}, inter {cfg.inter_dim}, experts {cfg.n_routed_experts} x {cfg.moe_inter_dim} (+{cfg.n_shared_experts} shared), top-{cfg.n_activated_experts}, groups {cfg.n_group}/{cfg.topk_group}, {cfg.score_func} + {cfg.topk_method}, norm_topk_prob {cfg.norm_topk_prob}, routed_scaling_factor {cfg.route_scale}, rope_scaling {json.dumps(cfg.rope_scaling)}." + (f" Routing bias {spec['bias']}." if spec['bias'] else ""),
                   f"tokens: {info['tokens']}", "",
                   f"inv_freq: {', '.join(f'{v:.9g}' for v in inv_freq(cfg))}; softmax scale {softmax_scale(cfg):.10g}", ""]
         lines += ["| check | value |", "|---|---|"]

@@ -4,7 +4,7 @@ Follows DeepSeek's official inference/model.py (classes MLA, Gate, MoE, Block, T
 the choices the dsv3 engine must match (spec deepseek-v3-model.md §9; README.md lists each):
 
 * YaRN whenever config.rope_scaling is present (HF semantics, D2): inv_freq from factor,
-  original_max_position_embeddings, beta_fast, beta_slow exactly as HF yarn_* helpers / official
+  original_max_position_embeddings, beta_fast, beta_slow exactly as HF yarn_* functions / official
   precompute_freqs_cis (floor/ceil correction range, clamp, +0.001 when low == high); softmax
   scale = qk_head_dim^-0.5 * yarn_get_mscale(factor, mscale_all_dim)^2 (D3); cos/sin multiplied by
   yarn_get_mscale(factor, mscale) / yarn_get_mscale(factor, mscale_all_dim) (1.0 for every
@@ -136,7 +136,7 @@ class Config:
 
 
 # ---------------------------------------------------------------------------------------------
-# YaRN (HF modeling_deepseek yarn_* helpers == official precompute_freqs_cis when it applies)
+# YaRN (HF modeling_deepseek yarn_* functions == official precompute_freqs_cis when it applies)
 # ---------------------------------------------------------------------------------------------
 
 def yarn_get_mscale(scale=1.0, mscale=1.0):
