@@ -66,10 +66,14 @@ void decode_rows(float* y, int64_t ldy, const float* x, int64_t ldx, const Weigh
     }
     const int64_t kend = std::min(kb + kFp8Block, k_main);
     for (int64_t k = kb; k < kend; k += 8) {
+      // Fully unrolled over r and t so that acc, xv and s256 stay in registers.
       __m256 xv[T];
+#pragma GCC unroll 8
       for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(x + t * ldx + k);
+#pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         const __m256 wv = load8<D>(rows[r], k, s256[r]);
+#pragma GCC unroll 8
         for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);
       }
     }
