@@ -6,6 +6,8 @@
 // tokens' activations. Each output is one FMA chain over k in order plus a fixed horizontal sum,
 // so grouping rows differently (thread splits) cannot change a bit.
 //
+// matmul_t decodes the same way with output columns in the vector lanes (decode_t_tile).
+//
 // Prefill (larger T): compute-bound, so weights are widened into packed f32 panels of KC x NC
 // (per thread, in L2) and reused by every token through the 6x16 micro-kernel (gemm_avx2.h).
 //
@@ -123,6 +125,76 @@ void decode(float* y, int64_t ldy, const float* x, int64_t ldx, const WeightMatr
       default: DSV3_FAIL("decode with T={}", T);
     }
   });
+}
+
+// y[t, c0 .. c0 + 8V) for t < T of y = x · W (matmul_t): lanes are output columns, and each lane
+// is one FMA chain over the rows r in order (x[t, r] broadcast times row r of W), so a column's
+// result does not depend on which tile computes it. `valid` < 8V only for the last tile: its
+// weights go through a zero-padded buffer (same values, same operations).
+template <DType D, int T, int V>
+void decode_t_tile(float* y, int64_t ldy, const float* x, int64_t ldx, const WeightMatrix& w, int64_t c0,
+                   int64_t valid) {
+  const int64_t esize = int64_t(dtype_size(D));
+  __m256 acc[T][V];
+  for (int t = 0; t < T; ++t) {
+    for (int v = 0; v < V; ++v) acc[t][v] = _mm256_setzero_ps();
+  }
+  alignas(32) float pad[8 * V] = {};
+  __m256 s256 = _mm256_setzero_ps();
+  for (int64_t r = 0; r < w.rows; ++r) {
+    const uint8_t* row = static_cast<const uint8_t*>(w.data) + (r * w.cols + c0) * esize;
+    if constexpr (D == DType::F8_E4M3) {  // tiles never straddle a 128-column block (8V divides 128)
+      s256 = _mm256_set1_ps(w.scale_inv[((w.scale_row_offset + r) / kFp8Block) * w.scale_cols() + c0 / kFp8Block] *
+                            256.0f);
+    }
+    __m256 wv[V];
+    if (valid == 8 * V) {
+#pragma GCC unroll 8
+      for (int v = 0; v < V; ++v) wv[v] = load8<D>(row, 8 * v, s256);
+    } else {
+      dequantize_run(pad, w, r, c0, valid);
+      for (int v = 0; v < V; ++v) wv[v] = _mm256_load_ps(pad + 8 * v);
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) {
+      const __m256 xb = _mm256_broadcast_ss(x + t * ldx + r);
+#pragma GCC unroll 8
+      for (int v = 0; v < V; ++v) acc[t][v] = _mm256_fmadd_ps(xb, wv[v], acc[t][v]);
+    }
+  }
+  for (int t = 0; t < T; ++t) {
+    alignas(32) float out[8 * V];
+    for (int v = 0; v < V; ++v) _mm256_store_ps(out + 8 * v, acc[t][v]);
+    std::memcpy(y + t * ldy + c0, out, size_t(valid) * sizeof(float));
+  }
+}
+
+template <DType D, int T>
+void decode_t(float* y, int64_t ldy, const float* x, int64_t ldx, const WeightMatrix& w) {
+  constexpr int V = T == 1 ? 8 : T == 2 ? 4 : T <= 4 ? 2 : 1;  // T*V <= 8 accumulators
+  constexpr int64_t kTile = 8 * V;
+  const int64_t tiles = (w.cols + kTile - 1) / kTile;
+  parallel_chunks(tiles, [&](int64_t t0, int64_t t1) {
+    for (int64_t i = t0; i < t1; ++i) {
+      const int64_t c0 = i * kTile;
+      decode_t_tile<D, T, V>(y, ldy, x, ldx, w, c0, std::min(kTile, w.cols - c0));
+    }
+  });
+}
+
+template <DType D>
+void decode_t(float* y, int64_t ldy, const float* x, int64_t ldx, const WeightMatrix& w, int64_t T) {
+  switch (T) {
+    case 1: return decode_t<D, 1>(y, ldy, x, ldx, w);
+    case 2: return decode_t<D, 2>(y, ldy, x, ldx, w);
+    case 3: return decode_t<D, 3>(y, ldy, x, ldx, w);
+    case 4: return decode_t<D, 4>(y, ldy, x, ldx, w);
+    case 5: return decode_t<D, 5>(y, ldy, x, ldx, w);
+    case 6: return decode_t<D, 6>(y, ldy, x, ldx, w);
+    case 7: return decode_t<D, 7>(y, ldy, x, ldx, w);
+    case 8: return decode_t<D, 8>(y, ldy, x, ldx, w);
+    default: DSV3_FAIL("decode with T={}", T);
+  }
 }
 
 // Activations x (T, K) as the A operand (op = N).
@@ -245,6 +317,15 @@ void matmul(float* y, int64_t ldy, const float* x, int64_t ldx, const WeightMatr
 }
 
 void matmul_t(float* y, int64_t ldy, const float* x, int64_t ldx, const WeightMatrix& w, int64_t T) {
+  if (T <= kDecodeMaxT) {
+    switch (w.dtype) {
+      case DType::F32: return decode_t<DType::F32>(y, ldy, x, ldx, w, T);
+      case DType::BF16: return decode_t<DType::BF16>(y, ldy, x, ldx, w, T);
+      case DType::F16: return decode_t<DType::F16>(y, ldy, x, ldx, w, T);
+      case DType::F8_E4M3: return decode_t<DType::F8_E4M3>(y, ldy, x, ldx, w, T);
+      default: DSV3_FAIL("weight dtype {} is not supported by matmul", dtype_name(w.dtype));
+    }
+  }
   const ActivationA a(x, ldx);
   const WeightB b(w);
   const int64_t tiles = (w.cols + kNR - 1) / kNR;
