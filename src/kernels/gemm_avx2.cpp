@@ -77,32 +77,6 @@ void edge_tile(int64_t kc, const float* a, const float* b, float* c, int64_t ldc
   }
 }
 
-// op(A) from a row-major f32 matrix.
-class F32A final : public APanelSource {
- public:
-  F32A(const float* a, int64_t lda, Op op) : a_(a), lda_(lda), op_(op) {}
-  void pack(float* dst, int64_t i0, int64_t ni, int64_t k0, int64_t nk) const override {
-    for (int64_t p = 0; p < ni; p += kMR, dst += nk * kMR) {
-      const int64_t rows = std::min(kMR, ni - p);
-      if (op_ == Op::N) {  // op(A)[i, k] = a[i * lda + k]: six row streams interleaved
-        for (int64_t k = 0; k < nk; ++k) {
-          for (int64_t i = 0; i < kMR; ++i) dst[k * kMR + i] = i < rows ? a_[(i0 + p + i) * lda_ + k0 + k] : 0.0f;
-        }
-      } else {  // op(A)[i, k] = a[k * lda + i]: six contiguous values per k
-        for (int64_t k = 0; k < nk; ++k) {
-          const float* src = a_ + (k0 + k) * lda_ + i0 + p;
-          for (int64_t i = 0; i < kMR; ++i) dst[k * kMR + i] = i < rows ? src[i] : 0.0f;
-        }
-      }
-    }
-  }
-
- private:
-  const float* a_;
-  int64_t lda_;
-  Op op_;
-};
-
 // op(B) from a row-major f32 matrix.
 class F32B final : public BPanelSource {
  public:
@@ -138,6 +112,29 @@ class F32B final : public BPanelSource {
 };
 
 }  // namespace
+
+void F32PanelsA::pack(float* dst, int64_t i0, int64_t ni, int64_t k0, int64_t nk) const {
+  for (int64_t p = 0; p < ni; p += kMR, dst += nk * kMR) {
+    const int64_t rows = std::min(kMR, ni - p);
+    if (rows < kMR) std::memset(dst, 0, size_t(nk * kMR) * sizeof(float));
+    if (!transposed_) {  // op(A)[i, k] = a[i * lda + k]: `rows` streams interleaved
+      const float* src = a_ + (i0 + p) * lda_ + k0;
+      if (rows == kMR) {
+        for (int64_t k = 0; k < nk; ++k) {
+#pragma GCC unroll 6
+          for (int64_t i = 0; i < kMR; ++i) dst[k * kMR + i] = src[i * lda_ + k];
+        }
+      } else {
+        for (int64_t i = 0; i < rows; ++i) {
+          for (int64_t k = 0; k < nk; ++k) dst[k * kMR + i] = src[i * lda_ + k];
+        }
+      }
+    } else {  // op(A)[i, k] = a[k * lda + i]: `rows` contiguous values per k
+      const float* src = a_ + k0 * lda_ + i0 + p;
+      for (int64_t k = 0; k < nk; ++k) std::memcpy(dst + k * kMR, src + k * lda_, size_t(rows) * sizeof(float));
+    }
+  }
+}
 
 float* thread_scratch(int slot, int64_t n) {
   struct Buffer {
@@ -192,7 +189,7 @@ void gemm_blocked(float* c, int64_t ldc, int64_t m_begin, int64_t m_end, int64_t
 
 void gemm(float* c, int64_t ldc, const float* a, int64_t lda, Op op_a, const float* b, int64_t ldb, Op op_b,
           int64_t M, int64_t N, int64_t K, bool accumulate) {
-  const F32A pa(a, lda, op_a);
+  const F32PanelsA pa(a, lda, op_a == Op::T);
   const F32B pb(b, ldb, op_b);
   // Threads own whole micro-tile rows or columns of C (the longer side), so no packed panel is
   // shared and no sum crosses threads.

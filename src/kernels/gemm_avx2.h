@@ -38,6 +38,18 @@ class BPanelSource {
   ~BPanelSource() = default;
 };
 
+// op(A) from a row-major f32 matrix (gemm's A, and the activations of matmul prefill).
+class F32PanelsA final : public APanelSource {
+ public:
+  F32PanelsA(const float* a, int64_t lda, bool transposed) : a_(a), lda_(lda), transposed_(transposed) {}
+  void pack(float* dst, int64_t i0, int64_t ni, int64_t k0, int64_t nk) const override;
+
+ private:
+  const float* a_;
+  int64_t lda_;
+  bool transposed_;  // op(A)[i, k] = a[k * lda + i] instead of a[i * lda + k]
+};
+
 // C[m_begin..m_end, n_begin..n_end) = op(A)·op(B) over k in [0, K) (+ C when accumulate), on the
 // calling thread. Uses per-thread scratch that grows on first use.
 void gemm_blocked(float* c, int64_t ldc, int64_t m_begin, int64_t m_end, int64_t n_begin, int64_t n_end,

@@ -197,26 +197,6 @@ void decode_t(float* y, int64_t ldy, const float* x, int64_t ldx, const WeightMa
   }
 }
 
-// Activations x (T, K) as the A operand (op = N).
-class ActivationA final : public APanelSource {
- public:
-  ActivationA(const float* x, int64_t ldx) : x_(x), ldx_(ldx) {}
-  void pack(float* dst, int64_t i0, int64_t ni, int64_t k0, int64_t nk) const override {
-    for (int64_t p = 0; p < ni; p += kMR, dst += nk * kMR) {
-      const int64_t rows = std::min(kMR, ni - p);
-      const float* src[kMR];
-      for (int64_t i = 0; i < kMR; ++i) src[i] = x_ + (i0 + p + std::min(i, rows - 1)) * ldx_ + k0;
-      for (int64_t k = 0; k < nk; ++k) {
-        for (int64_t i = 0; i < kMR; ++i) dst[k * kMR + i] = i < rows ? src[i][k] : 0.0f;
-      }
-    }
-  }
-
- private:
-  const float* x_;
-  int64_t ldx_;
-};
-
 // Wᵀ as the B operand (B[k, j] = W[j, k]): each weight row is widened into a stack buffer and
 // written as one column of the panel.
 class WeightTransposedB final : public BPanelSource {
@@ -308,7 +288,7 @@ void matmul(float* y, int64_t ldy, const float* x, int64_t ldx, const WeightMatr
       default: DSV3_FAIL("weight dtype {} is not supported by matmul", dtype_name(w.dtype));
     }
   }
-  const ActivationA a(x, ldx);
+  const F32PanelsA a(x, ldx, false);
   const WeightTransposedB b(w);
   const int64_t tiles = (w.rows + kNR - 1) / kNR;  // threads own 16-feature column tiles of y
   parallel_chunks(tiles, [&](int64_t t0, int64_t t1) {
@@ -326,7 +306,7 @@ void matmul_t(float* y, int64_t ldy, const float* x, int64_t ldx, const WeightMa
       default: DSV3_FAIL("weight dtype {} is not supported by matmul", dtype_name(w.dtype));
     }
   }
-  const ActivationA a(x, ldx);
+  const F32PanelsA a(x, ldx, false);
   const WeightB b(w);
   const int64_t tiles = (w.cols + kNR - 1) / kNR;
   parallel_chunks(tiles, [&](int64_t t0, int64_t t1) {
