@@ -1,29 +1,14 @@
-// A decode-shaped weight product allocates nothing on the heap (house rule 3): this file replaces
-// the global operator new with a counting one and calls matmul and matmul_t with T = 1..8 on every path and
+// A decode-shaped weight product allocates nothing on the heap (house rule 3): it counts
+// operator new calls (support/alloc_counter.h) around matmul and matmul_t with T = 1..8 on every path and
 // weight type, after one warm-up call (thread pool start-up and one-time tables may allocate).
 #include <gtest/gtest.h>
 
-#include <atomic>
-#include <cstdlib>
-#include <new>
 #include <vector>
 
 #include "kernels/kernel_paths.h"
 #include "kernels/matmul.h"
 #include "kernels/weights_fixture.h"
-
-namespace {
-std::atomic<bool> g_counting{false};
-std::atomic<int64_t> g_allocations{0};
-}  // namespace
-
-__attribute__((noinline)) void* operator new(std::size_t n) {
-  if (g_counting.load(std::memory_order_relaxed)) g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-__attribute__((noinline)) void operator delete(void* p) noexcept { std::free(p); }
-__attribute__((noinline)) void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#include "support/alloc_counter.h"
 
 namespace dsv3::kernels {
 namespace {
@@ -38,12 +23,10 @@ TEST(MatmulAlloc, DecodeAllocatesNothing) {
       for (int64_t T = 1; T <= 8; ++T) {
         matmul(y.data(), x.data(), w.view(), T);  // warm-up
         matmul_t(yt.data(), 263, xt.data(), 300, w.view(), T);
-        g_allocations = 0;
-        g_counting = true;
+        dsv3::testing::AllocationCounter counter;
         matmul(y.data(), x.data(), w.view(), T);
         matmul_t(yt.data(), 263, xt.data(), 300, w.view(), T);
-        g_counting = false;
-        EXPECT_EQ(g_allocations.load(), 0) << dtype_name(dtype) << " T=" << T;
+        EXPECT_EQ(counter.count(), 0) << dtype_name(dtype) << " T=" << T;
       }
     });
   }
@@ -51,12 +34,14 @@ TEST(MatmulAlloc, DecodeAllocatesNothing) {
 
 // The counter itself works (so a zero above means something).
 TEST(MatmulAlloc, CounterSeesAllocations) {
-  g_allocations = 0;
-  g_counting = true;
-  auto* v = new std::vector<float>(100);
-  g_counting = false;
-  delete v;
-  EXPECT_GE(g_allocations.load(), 2);
+  int64_t n = 0;
+  {
+    dsv3::testing::AllocationCounter counter;
+    auto* v = new std::vector<float>(100);
+    n = counter.count();
+    delete v;
+  }
+  EXPECT_GE(n, 2);
 }
 
 }  // namespace

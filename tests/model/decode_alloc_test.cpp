@@ -1,34 +1,13 @@
 // A decode step allocates nothing on the heap once its buffers have grown (style rule 3): every
-// scratch buffer is sized by the first steps and reused. Counted by replacing the global
-// operator new of this test binary (only counting; it forwards to malloc).
+// scratch buffer is sized by the first steps and reused (counted by support/alloc_counter.h).
 #include <gtest/gtest.h>
 
-#include <atomic>
-#include <cstdlib>
-#include <new>
 #include <vector>
 
 #include "model/random_weights.h"
 #include "model/transformer.h"
+#include "support/alloc_counter.h"
 #include "support/model_fixtures.h"
-
-// These replacements pair malloc with free on purpose.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-
-namespace {
-std::atomic<int64_t> g_allocations{0};
-}  // namespace
-
-void* operator new(size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](size_t n) { return operator new(n); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
-void operator delete[](void* p, size_t) noexcept { std::free(p); }
 
 namespace dsv3 {
 namespace {
@@ -52,9 +31,9 @@ TEST(DecodeAllocations, SteadyStateDecodeStepAllocatesNothing) {
       token = int32_t((token * 7 + 1) % c.vocab_size);
     };
     for (int i = 0; i < 3; ++i) step();  // warm-up: buffers reach their decode sizes
-    const int64_t before = g_allocations.load();
+    testing::AllocationCounter counter;
     for (int i = 0; i < 20; ++i) step();
-    EXPECT_EQ(g_allocations.load() - before, 0) << "dtype " << dtype_name(dtype);
+    EXPECT_EQ(counter.count(), 0) << "dtype " << dtype_name(dtype);
   }
 }
 
