@@ -5,6 +5,7 @@
 
 #include "core/parallel_for.h"
 #include "kernels/activation.h"
+#include "kernels/gemm.h"
 
 namespace dsv3::kernels {
 namespace {
@@ -21,6 +22,16 @@ float dot(const float* a, const float* b, int64_t n) {
   for (int64_t i = 0; i < n; ++i) acc += a[i] * b[i];
   return acc;
 }
+
+// Score buffer of the GEMM path (one per calling thread; the GEMMs parallelize inside).
+float* gemm_scratch(int64_t n) {
+  thread_local std::vector<float> buf;
+  if (int64_t(buf.size()) < n) buf.resize(size_t(n));
+  return buf.data();
+}
+
+// Query tokens per block of the GEMM path: bounds the score buffer at kQueryBlock·H·capacity.
+constexpr int64_t kQueryBlock = 64;
 
 }  // namespace
 
@@ -68,7 +79,35 @@ void mla_attention_latent_ref(float* o_lat, const float* q, const LatentCacheVie
 
 void mla_attention_latent(float* o_lat, const float* q, const LatentCacheView& cache, int64_t S, int64_t H,
                           int64_t r, int64_t d_r, int64_t start_pos, float scale) {
-  mla_attention_latent_ref(o_lat, q, cache, S, H, r, d_r, start_pos, scale);
+  const int64_t lat = r + d_r, P = cache.page_size;
+  // Scores of a block of kQueryBlock query tokens (all heads) against every visible key; sized by
+  // the cache capacity so decode steps never reallocate.
+  const int64_t block = std::min<int64_t>(S, kQueryBlock);
+  float* scores = gemm_scratch(block * H * cache.capacity);
+  for (int64_t s0 = 0; s0 < S; s0 += block) {
+    const int64_t sb = std::min(block, S - s0), M = sb * H;
+    const int64_t keys = start_pos + s0 + sb;  // keys visible to the block's last query
+    const float* qb = q + s0 * H * lat;
+    // scores (M, keys) = Q (M, r + d_r) · Rowsᵀ, one GEMM per cache page.
+    for (int64_t t0 = 0; t0 < keys; t0 += P) {
+      const int64_t n = std::min(P, keys - t0);
+      gemm(scores + t0, keys, qb, lat, Op::N, cache.row(t0), cache.row_stride, Op::T, M, n, lat, false);
+    }
+    // Causal mask, scale and softmax per row: query s sees keys t <= start_pos + s.
+    parallel_for(M, [&](int64_t i) {
+      float* row = scores + i * keys;
+      const int64_t visible = start_pos + s0 + i / H + 1;
+      for (int64_t t = 0; t < visible; ++t) row[t] *= scale;
+      softmax_row(row, visible);
+      std::fill(row + visible, row + keys, 0.0f);
+    });
+    // o_lat (M, r) = P (M, keys) · C (keys, r), accumulated page by page.
+    float* ob = o_lat + s0 * H * r;
+    for (int64_t t0 = 0; t0 < keys; t0 += P) {
+      const int64_t n = std::min(P, keys - t0);
+      gemm(ob, r, scores + t0, keys, Op::N, cache.row(t0), cache.row_stride, Op::N, M, r, n, t0 > 0);
+    }
+  }
 }
 
 }  // namespace dsv3::kernels

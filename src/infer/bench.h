@@ -1,0 +1,42 @@
+// `dsv3 bench`: inference speed of a random-weight model of a given config, next to the bound
+// the machine's memory bandwidth puts on decode (all measured in the same run).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/dtype.h"
+#include "core/status.h"
+#include "model/config.h"
+
+namespace dsv3 {
+
+struct BenchOptions {
+  DType dtype = DType::F8_E4M3;
+  int64_t prompt = 512;
+  int64_t gen = 128;
+  int repeats = 3;  // medians over this many runs
+  uint64_t seed = 1;
+};
+
+struct BenchResult {
+  double prefill_tok_s = 0;
+  double decode_tok_s = 0;
+  double bandwidth_gb_s = 0;
+  // Bytes one decoded token reads: attention of every layer, dense MLPs, per MoE layer the router,
+  // shared and top-k routed experts, the head, one embedding row; plus the KV cache at the mean
+  // decode position.
+  double bytes_per_token = 0;
+  double weight_bytes_per_token = 0;
+  double kv_bytes_per_token = 0;
+  double decode_bound_tok_s = 0;  // bandwidth / bytes_per_token
+  double prefill_gflop_per_token = 0;
+  int threads = 0;
+};
+
+// Matmul FLOPs per token of a forward (2 per multiply-add; attention over `context` tokens).
+double forward_flops_per_token(const ModelConfig& cfg, int64_t context);
+
+Result<BenchResult> run_bench(const ModelConfig& cfg, const BenchOptions& opt);
+
+}  // namespace dsv3
