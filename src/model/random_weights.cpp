@@ -8,6 +8,7 @@
 #include "core/numeric.h"
 #include "core/parallel_for.h"
 #include "core/rng.h"
+#include "kernels/convert.h"
 
 namespace dsv3 {
 
@@ -84,7 +85,7 @@ WeightMatrix RandomWeights::matrix(int64_t rows, int64_t cols, DType dtype) {
       parallel_for(rows, [&](int64_t r) {
         auto* p = reinterpret_cast<uint16_t*>(buf.get());
         for (int64_t c = 0; c < cols; ++c)
-          p[r * cols + c] = dtype == DType::BF16 ? f32_to_bf16(value(r, c)) : f32_to_f16(value(r, c));
+          p[r * cols + c] = dtype == DType::BF16 ? f32_to_bf16(value(r, c)) : f32_to_f16(value(r, c));  // F16: tests only
       });
       break;
     case DType::F8_E4M3: {
@@ -94,13 +95,21 @@ WeightMatrix RandomWeights::matrix(int64_t rows, int64_t cols, DType dtype) {
       parallel_for(br * bc, [&](int64_t b) {
         const int64_t r0 = (b / bc) * kFp8Block, c0 = (b % bc) * kFp8Block;
         const int64_t r1 = std::min(rows, r0 + kFp8Block), c1 = std::min(cols, c0 + kFp8Block);
+        float block[kFp8Block * kFp8Block];
         float amax = 0.0f;
         for (int64_t r = r0; r < r1; ++r)
-          for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(value(r, c)));
+          for (int64_t c = c0; c < c1; ++c) {
+            float v = value(r, c);
+            block[(r - r0) * kFp8Block + (c - c0)] = v;
+            amax = std::max(amax, std::fabs(v));
+          }
         const float s = std::max(amax, 1e-4f) / kE4M3Max;
         scales[size_t(b)] = s;
-        for (int64_t r = r0; r < r1; ++r)
-          for (int64_t c = c0; c < c1; ++c) buf[size_t(r * cols + c)] = f32_to_e4m3(value(r, c) / s);
+        for (int64_t r = r0; r < r1; ++r) {
+          float* row = block + (r - r0) * kFp8Block;
+          for (int64_t c = 0; c < c1 - c0; ++c) row[c] /= s;
+          kernels::convert_f32_to_e4m3(buf.get() + r * cols + c0, row, c1 - c0);
+        }
       });
       w.scale_inv = scales.get();
       matrix_bytes_ += br * bc * 4;
