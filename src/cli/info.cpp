@@ -96,10 +96,10 @@ void print_text(const LoadedModel& m, const ModelStats& st, const DiskStats& dis
   fmt::print("dim / vocab    {} / {}\n", c.dim, c.vocab_size);
   fmt::print("attention      MLA, {} heads, q_lora_rank {}, kv_lora_rank {}, qk {}+{} (nope+rope), v {}\n",
              c.n_heads, c.q_lora_rank, c.kv_lora_rank, c.qk_nope_head_dim, c.qk_rope_head_dim, c.v_head_dim);
-  fmt::print("mlp            dense inter {}; {} routed experts (inter {}), {} shared, top-{} of {} groups ({} "
-             "picked)\n",
+  fmt::print("mlp            dense inter {}; {} routed experts (inter {}), {} shared; top-{} experts from {} of {} "
+             "groups\n",
              c.inter_dim, c.n_routed_experts, c.moe_inter_dim, c.n_shared_experts, c.n_activated_experts,
-             c.n_expert_groups, c.n_limited_groups);
+             c.n_limited_groups, c.n_expert_groups);
   fmt::print("rope           {} (theta {}{})\n", rope_kind(c), c.rope_theta,
              c.yarn.enabled ? fmt::format(", factor {}, original {}", c.yarn.factor,
                                           c.yarn.original_max_position_embeddings)

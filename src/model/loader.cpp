@@ -302,6 +302,14 @@ std::vector<int64_t> fp8_scale_shape(int64_t rows, int64_t cols) {
 }
 
 Result<LoadedModel> load_model(const ModelConfig& cfg, Checkpoint checkpoint) {
+  // A config can describe billions of tensors (65536 layers x 65536 experts passes
+  // validation); refuse before enumerating them when the checkpoint cannot possibly match.
+  int64_t at_least = 3;  // embed_tokens, norm, and lm_head or the first layer's norm
+  for (int64_t l = 0; l < cfg.n_layers + cfg.n_mtp_layers; ++l) at_least += cfg.is_moe_layer(l) ? 3 * cfg.n_routed_experts : 3;
+  if (at_least > int64_t(checkpoint.size())) {
+    return Status::errorf("{}: config.json describes at least {} tensors but the checkpoint holds {}",
+                          checkpoint.root(), at_least, checkpoint.size());
+  }
   LoadedModel m;
   m.config = cfg;
   m.checkpoint = std::move(checkpoint);

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 
 #include "core/check.h"
 #include "core/numeric.h"
@@ -233,12 +234,30 @@ Status write_random_checkpoint(const std::string& dir, const ModelConfig& cfg, c
   return write_checkpoint(dir, cfg, random_tensors(cfg, opt), opt.n_shards);
 }
 
+namespace {
+// Directories made by make_temp_dir, removed when the test binary exits.
+struct TempDirs {
+  std::mutex mu;
+  std::vector<std::filesystem::path> dirs;
+  ~TempDirs() {
+    std::error_code ec;
+    for (const auto& d : dirs) std::filesystem::remove_all(d, ec);
+  }
+};
+TempDirs& temp_dirs() {
+  static TempDirs t;
+  return t;
+}
+}  // namespace
+
 std::string make_temp_dir(const std::string& tag) {
   static std::atomic<int> counter{0};
   auto base = std::filesystem::temp_directory_path() /
               fmt::format("dsv3_{}_{}_{}", tag, getpid(), counter.fetch_add(1));
   std::filesystem::remove_all(base);
   std::filesystem::create_directories(base);
+  std::lock_guard<std::mutex> lock(temp_dirs().mu);
+  temp_dirs().dirs.push_back(base);
   return base.string();
 }
 

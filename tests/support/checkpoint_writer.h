@@ -62,7 +62,7 @@ Status write_checkpoint(const std::string& dir, const ModelConfig& cfg, const st
 // Creates `dir` if needed and writes config.json + a random checkpoint.
 Status write_random_checkpoint(const std::string& dir, const ModelConfig& cfg, const RandomCheckpointOptions& opt = {});
 
-// A fresh empty directory under the system temp dir (unique per call; not removed).
+// A fresh empty directory under the system temp dir (unique per call; removed at exit).
 std::string make_temp_dir(const std::string& tag);
 
 }  // namespace dsv3::testing
