@@ -190,6 +190,9 @@ class WeightBinder {
       return;
     }
     used_.insert(s.name);
+    std::string scale_name = fp8_scale_name(s.name);
+    const TensorInfo* sc = s.is_matrix() ? ck.find(scale_name) : nullptr;
+    if (sc != nullptr) used_.insert(scale_name);  // judged with its weight, never as an extra
     if (t->shape != s.shape) {
       error("{}: tensor '{}' has shape {}, expected {} per config.json", t->file, s.name, shape_str(t->shape),
             shape_str(s.shape));
@@ -202,9 +205,7 @@ class WeightBinder {
       return;
     }
     const TensorInfo* scale = nullptr;
-    std::string scale_name = fp8_scale_name(s.name);
-    if (const TensorInfo* sc = ck.find(scale_name); sc != nullptr && s.is_matrix()) {
-      used_.insert(scale_name);
+    if (sc != nullptr) {
       if (!fp8) {
         error("{}: tensor '{}' is an FP8 block scale but its weight '{}' is {}, not F8_E4M3", sc->file, scale_name,
               s.name, dtype_name(t->dtype));

@@ -49,11 +49,17 @@ TEST(NpyTest, RejectsCorruptFiles) {
 
 // numpy itself reads what we write and writes what we read (skipped without python3 + numpy).
 TEST(NpyTest, InteroperatesWithNumpy) {
-  if (std::system("python3 -c 'import numpy' >/dev/null 2>&1") != 0) GTEST_SKIP() << "numpy not available";
+  // Debian's python3-numpy (scripts/setup.sh) lives with /usr/bin/python3, which may not be
+  // the first python3 on PATH.
+  std::string py;
+  for (const char* cand : {"/usr/bin/python3", "python3"}) {
+    if (py.empty() && std::system((std::string(cand) + " -c 'import numpy' >/dev/null 2>&1").c_str()) == 0) py = cand;
+  }
+  if (py.empty()) GTEST_SKIP() << "numpy not available";
   std::string dir = testing::make_temp_dir("npy_np");
   std::vector<float> v = {0.5f, 1.5f, -3.0f, 7.0f};
   ASSERT_TRUE(write_npy_f32(dir + "/ours.npy", v, std::vector<int64_t>{2, 2}).is_ok());
-  std::string cmd = "python3 -c \"import numpy as np; a = np.load('" + dir +
+  std::string cmd = py + " -c \"import numpy as np; a = np.load('" + dir +
                     "/ours.npy'); assert a.dtype == np.float32 and a.shape == (2, 2) and a[1, 0] == -3.0; "
                     "np.save('" + dir + "/theirs.npy', np.arange(6, dtype=np.float64).reshape(3, 2) / 4)\"";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
