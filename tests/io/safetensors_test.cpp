@@ -82,6 +82,9 @@ TEST(SafetensorsTest, RejectsBadTensorEntries) {
   expect_error(one(R"({"dtype": "F32", "shape": [4294967296, 4294967296], "data_offsets": [0, 8]})"),
                {"'w'", "too large"});
   expect_error(one(R"({"dtype": "F32", "shape": [2], "data_offsets": [0, 18446744073709551615]})"), {"'w'"});
+  // Empty, yet a prefix of the shape overflows int64: numel() must stay defined.
+  expect_error(one(R"({"dtype": "F32", "shape": [4611686018427387904, 2, 0], "data_offsets": [0, 0]})"),
+               {"'w'", "too large"});
   expect_error(image(R"({"__metadata__": {"k": 1}})", 0), {"__metadata__", "'k'"});
   expect_error(image(R"({"__metadata__": [1]})", 0), {"__metadata__"});
 }
