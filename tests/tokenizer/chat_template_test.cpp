@@ -61,6 +61,7 @@ TEST(ChatTemplate, MatchesJinjaRenderings) {
 }
 
 TEST(ChatTemplate, JinjaSourceIsTheShippedOne) {
+  ASSERT_NE(testing::deepseek_v3_tokenizer(), nullptr);  // fails with the setup hint if missing
   const auto config = testing::read_json_file(testing::deepseek_v3_tokenizer_dir() + "/tokenizer_config.json");
   EXPECT_EQ(config["chat_template"].get<std::string>(), deepseek_v3_chat_template_jinja());
 }
