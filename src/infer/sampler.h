@@ -48,9 +48,10 @@ struct Candidate {
   int32_t id;
   double p;
 };
-// The distribution left after temperature, top-k, top-p and min-p: candidates sorted by
-// probability (descending, ties by id), probabilities renormalized to sum to 1. Needs
-// temperature > 0.
+// The distribution left after temperature, top-k, top-p and min-p, probabilities renormalized
+// to sum to 1. The most likely token (lowest id among ties) comes first; the rest are sorted by
+// probability (descending, ties by id) when top-k or top-p is active, else in id order.
+// Needs temperature > 0.
 std::vector<Candidate> filtered_distribution(std::span<const float> logits, const SamplerConfig& config);
 // Inverse-CDF draw: the first candidate whose cumulative probability exceeds u in [0, 1).
 int32_t draw(const std::vector<Candidate>& candidates, float u);

@@ -64,10 +64,14 @@ TEST(Sampler, MinPThresholdIsRelativeToTop) {
   c.min_p = 0.45f;  // threshold 0.45 * 0.4 = 0.18: keeps 0.4, 0.3, 0.2; drops 0.1
   const auto l = logits_of({0.2, 0.4, 0.1, 0.3});
   const auto d = filtered_distribution(l, c);
-  EXPECT_EQ(ids(d), (std::vector<int32_t>{1, 3, 0}));
-  EXPECT_NEAR(d[2].p, 0.2 / 0.9, 1e-6);
+  EXPECT_EQ(ids(d), (std::vector<int32_t>{1, 0, 3}));  // top first, then id order
+  EXPECT_NEAR(d[1].p, 0.2 / 0.9, 1e-6);
   c.min_p = 0.55f;  // threshold 0.22: drops 0.2 as well
   EXPECT_EQ(ids(filtered_distribution(l, c)), (std::vector<int32_t>{1, 3}));
+  c.top_k = 4;  // with a sort active, the order is by probability
+  EXPECT_EQ(ids(filtered_distribution(l, c)), (std::vector<int32_t>{1, 3}));
+  c.min_p = 0.45f;
+  EXPECT_EQ(ids(filtered_distribution(l, c)), (std::vector<int32_t>{1, 3, 0}));
 }
 
 TEST(Sampler, TemperatureSharpensAndFlattens) {

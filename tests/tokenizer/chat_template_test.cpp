@@ -40,7 +40,28 @@ TEST(ChatTemplate, TwoToolCallsTwoOutputsThenAnswer) {
             "<｜tool▁outputs▁end｜>Done<｜end▁of▁sentence｜><｜Assistant｜>");
 }
 
+// Conversations rendered by jinja2 from the shipped template (tests/golden/tokenizer/PROVENANCE.md).
+TEST(ChatTemplate, MatchesJinjaRenderings) {
+  const auto golden = testing::read_json_file(testing::golden_dir() + "/chat_template_cases.json");
+  ASSERT_GE(golden["cases"].size(), 20u);
+  for (const auto& c : golden["cases"]) {
+    std::vector<ChatMessage> messages;
+    for (const auto& jm : c["messages"]) {
+      ChatMessage m;
+      m.role = jm["role"];
+      if (!jm["content"].is_null()) m.content = jm["content"].get<std::string>();
+      if (jm.contains("tool_calls"))
+        for (const auto& tc : jm["tool_calls"])
+          m.tool_calls.push_back({tc["type"], tc["function"]["name"], tc["function"]["arguments"]});
+      messages.push_back(std::move(m));
+    }
+    EXPECT_EQ(render_chat(messages, c["add_generation_prompt"].get<bool>()), c["rendered"].get<std::string>())
+        << c["name"] << " generation_prompt=" << c["add_generation_prompt"];
+  }
+}
+
 TEST(ChatTemplate, JinjaSourceIsTheShippedOne) {
+  ASSERT_NE(testing::deepseek_v3_tokenizer(), nullptr);  // fails with the setup hint if missing
   const auto config = testing::read_json_file(testing::deepseek_v3_tokenizer_dir() + "/tokenizer_config.json");
   EXPECT_EQ(config["chat_template"].get<std::string>(), deepseek_v3_chat_template_jinja());
 }

@@ -67,6 +67,7 @@ TEST(DeepSeekV3Tokenizer, BosAndSkipSpecial) {
 }
 
 TEST(DeepSeekV3Tokenizer, PatternsInFileAreTheBuiltInOnes) {
+  ASSERT_NE(deepseek_v3_tokenizer(), nullptr);  // fails with the setup hint if the file is missing
   const auto tj = testing::read_json_file(testing::deepseek_v3_tokenizer_dir() + "/tokenizer.json");
   const auto& steps = tj["pre_tokenizer"]["pretokenizers"];
   const auto& want = deepseek_v3_split_patterns();
