@@ -101,9 +101,84 @@ void decode_rows(float* y, int64_t ldy, const float* x, int64_t ldx, const Weigh
   }
 }
 
+// FP8 decode for T <= 4, leaner than decode_rows (which multiplies every widened vector by the
+// block scale): codes are widened 16 at a time to f32 values times 2^-8, summed per 128-column
+// block without scaling, and each block sum is folded in with one FMA by (scale * 2^8):
+//   acc[r][t] = fma(blk[r][t], scale(r, block) * 256, acc[r][t]).
+// Per 16 weights and row: 8 ALU uops to widen + 2T FMAs, no multiply, which keeps the loop
+// below the memory stream on one core. R*T <= 4 so blk and acc fit in registers.
+template <int T, int R>
+void decode_rows_fp8(float* y, int64_t ldy, const float* x, int64_t ldx, const WeightMatrix& w, int64_t n0) {
+  const int64_t K = w.cols;
+  const uint8_t* rows[R];
+  const float* srow[R];
+  for (int r = 0; r < R; ++r) {
+    rows[r] = static_cast<const uint8_t*>(w.data) + (n0 + r) * K;
+    srow[r] = w.scale_inv + ((w.scale_row_offset + n0 + r) / kFp8Block) * w.scale_cols();
+  }
+  __m256 acc[R][T];
+  for (int r = 0; r < R; ++r) {
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  }
+  for (int64_t kb = 0; kb < K; kb += kFp8Block) {
+    const int64_t kend = std::min(kb + kFp8Block, K);
+    __m256 blk[R][T];
+    for (int r = 0; r < R; ++r) {
+      for (int t = 0; t < T; ++t) blk[r][t] = _mm256_setzero_ps();
+    }
+    int64_t k = kb;
+    for (; k + 16 <= kend; k += 16) {
+      __m256 x0[T], x1[T];
+#pragma GCC unroll 4
+      for (int t = 0; t < T; ++t) {
+        x0[t] = _mm256_loadu_ps(x + t * ldx + k);
+        x1[t] = _mm256_loadu_ps(x + t * ldx + k + 8);
+      }
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        __m256 w0, w1;
+        detail::e4m3x16_to_f32_unscaled(rows[r] + k, w0, w1);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; ++t) blk[r][t] = _mm256_fmadd_ps(w1, x1[t], _mm256_fmadd_ps(w0, x0[t], blk[r][t]));
+      }
+    }
+    if (k < kend) {  // the last 1..15 columns of K, zero-padded to 16
+      const int64_t rem = kend - k;
+      __m256 x0[T], x1[T];
+      for (int t = 0; t < T; ++t) {
+        alignas(32) float xt[16] = {};
+        std::memcpy(xt, x + t * ldx + k, size_t(rem) * sizeof(float));
+        x0[t] = _mm256_load_ps(xt);
+        x1[t] = _mm256_load_ps(xt + 8);
+      }
+      for (int r = 0; r < R; ++r) {
+        alignas(16) uint8_t raw[16] = {};
+        std::memcpy(raw, rows[r] + k, size_t(rem));
+        __m256 w0, w1;
+        detail::e4m3x16_to_f32_unscaled(raw, w0, w1);
+        for (int t = 0; t < T; ++t) blk[r][t] = _mm256_fmadd_ps(w1, x1[t], _mm256_fmadd_ps(w0, x0[t], blk[r][t]));
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      const __m256 s256 = _mm256_set1_ps(srow[r][kb / kFp8Block] * 256.0f);
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(blk[r][t], s256, acc[r][t]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int t = 0; t < T; ++t) y[t * ldy + n0 + r] = detail::hsum(acc[r][t]);
+  }
+}
+
 template <DType D, int T>
 void decode_range(float* y, int64_t ldy, const float* x, int64_t ldx, const WeightMatrix& w, int64_t n0,
                   int64_t n1) {
+  if constexpr (D == DType::F8_E4M3 && T <= 4) {
+    constexpr int R = 4 / T;
+    int64_t n = n0;
+    for (; n + R <= n1; n += R) decode_rows_fp8<T, R>(y, ldy, x, ldx, w, n);
+    for (; n < n1; ++n) decode_rows_fp8<T, 1>(y, ldy, x, ldx, w, n);
+    return;
+  }
   constexpr int R = T <= 2 ? 4 : T <= 4 ? 2 : 1;  // R*T <= 8 accumulators
   int64_t n = n0;
   for (; n + R <= n1; n += R) decode_rows<D, T, R>(y, ldy, x, ldx, w, n);
