@@ -109,6 +109,10 @@ void decode_rows(float* y, int64_t ldy, const float* x, int64_t ldx, const Weigh
 // below the memory stream on one core. R*T <= 4 so blk and acc fit in registers.
 template <int T, int R>
 void decode_rows_fp8(float* y, int64_t ldy, const float* x, int64_t ldx, const WeightMatrix& w, int64_t n0) {
+  // With R*T = 4 chains, two dependent FMAs per 16 weights would leave the loop latency-bound for
+  // T >= 3 (R = 1: 8 cycles per 16 weights); there each half of the 16 gets its own chain. The
+  // choice depends on T only, so every row is summed the same way whatever R.
+  constexpr int H = T >= 3 ? 2 : 1;
   const int64_t K = w.cols;
   const uint8_t* rows[R];
   const float* srow[R];
@@ -120,48 +124,64 @@ void decode_rows_fp8(float* y, int64_t ldy, const float* x, int64_t ldx, const W
   for (int r = 0; r < R; ++r) {
     for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
   }
+  // One 16-column step: blk[r][t][0] (and [1] when H = 2) += w[16] * x[16], weights at
+  // wbase[r] + wk, activations at xbase + t * xstride + xk.
+  auto step = [&](__m256(&blk)[R][T][H], const uint8_t* const* wbase, int64_t wk, const float* xbase,
+                  int64_t xstride, int64_t xk) {
+    __m256 x0[T], x1[T];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) {
+      x0[t] = _mm256_loadu_ps(xbase + t * xstride + xk);
+      x1[t] = _mm256_loadu_ps(xbase + t * xstride + xk + 8);
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      __m256 w0, w1;
+      detail::e4m3x16_to_f32_unscaled(wbase[r] + wk, w0, w1);
+#pragma GCC unroll 4
+      for (int t = 0; t < T; ++t) {
+        if constexpr (H == 2) {
+          blk[r][t][0] = _mm256_fmadd_ps(w0, x0[t], blk[r][t][0]);
+          blk[r][t][1] = _mm256_fmadd_ps(w1, x1[t], blk[r][t][1]);
+        } else {
+          blk[r][t][0] = _mm256_fmadd_ps(w1, x1[t], _mm256_fmadd_ps(w0, x0[t], blk[r][t][0]));
+        }
+      }
+    }
+  };
   for (int64_t kb = 0; kb < K; kb += kFp8Block) {
     const int64_t kend = std::min(kb + kFp8Block, K);
-    __m256 blk[R][T];
+    __m256 blk[R][T][H];
     for (int r = 0; r < R; ++r) {
-      for (int t = 0; t < T; ++t) blk[r][t] = _mm256_setzero_ps();
+      for (int t = 0; t < T; ++t) {
+        for (int h = 0; h < H; ++h) blk[r][t][h] = _mm256_setzero_ps();
+      }
     }
     int64_t k = kb;
-    for (; k + 16 <= kend; k += 16) {
-      __m256 x0[T], x1[T];
-#pragma GCC unroll 4
-      for (int t = 0; t < T; ++t) {
-        x0[t] = _mm256_loadu_ps(x + t * ldx + k);
-        x1[t] = _mm256_loadu_ps(x + t * ldx + k + 8);
-      }
-#pragma GCC unroll 4
-      for (int r = 0; r < R; ++r) {
-        __m256 w0, w1;
-        detail::e4m3x16_to_f32_unscaled(rows[r] + k, w0, w1);
-#pragma GCC unroll 4
-        for (int t = 0; t < T; ++t) blk[r][t] = _mm256_fmadd_ps(w1, x1[t], _mm256_fmadd_ps(w0, x0[t], blk[r][t]));
-      }
+    if (kend - kb == kFp8Block) {  // whole block: a fixed trip count, unrolled, keeps blk in registers
+#pragma GCC unroll 8
+      for (int j = 0; j < kFp8Block / 16; ++j) step(blk, rows, kb + 16 * j, x, ldx, kb + 16 * j);
+      k = kend;
     }
+    for (; k + 16 <= kend; k += 16) step(blk, rows, k, x, ldx, k);
     if (k < kend) {  // the last 1..15 columns of K, zero-padded to 16
       const int64_t rem = kend - k;
-      __m256 x0[T], x1[T];
-      for (int t = 0; t < T; ++t) {
-        alignas(32) float xt[16] = {};
-        std::memcpy(xt, x + t * ldx + k, size_t(rem) * sizeof(float));
-        x0[t] = _mm256_load_ps(xt);
-        x1[t] = _mm256_load_ps(xt + 8);
-      }
+      alignas(32) float xt[T * 16] = {};
+      alignas(16) uint8_t raw[R][16] = {};
+      const uint8_t* raw_rows[R];
+      for (int t = 0; t < T; ++t) std::memcpy(xt + t * 16, x + t * ldx + k, size_t(rem) * sizeof(float));
       for (int r = 0; r < R; ++r) {
-        alignas(16) uint8_t raw[16] = {};
-        std::memcpy(raw, rows[r] + k, size_t(rem));
-        __m256 w0, w1;
-        detail::e4m3x16_to_f32_unscaled(raw, w0, w1);
-        for (int t = 0; t < T; ++t) blk[r][t] = _mm256_fmadd_ps(w1, x1[t], _mm256_fmadd_ps(w0, x0[t], blk[r][t]));
+        std::memcpy(raw[r], rows[r] + k, size_t(rem));
+        raw_rows[r] = raw[r];
       }
+      step(blk, raw_rows, 0, xt, 16, 0);
     }
     for (int r = 0; r < R; ++r) {
       const __m256 s256 = _mm256_set1_ps(srow[r][kb / kFp8Block] * 256.0f);
-      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(blk[r][t], s256, acc[r][t]);
+      for (int t = 0; t < T; ++t) {
+        const __m256 b = H == 2 ? _mm256_add_ps(blk[r][t][0], blk[r][t][H - 1]) : blk[r][t][0];
+        acc[r][t] = _mm256_fmadd_ps(b, s256, acc[r][t]);
+      }
     }
   }
   for (int r = 0; r < R; ++r) {
