@@ -38,6 +38,16 @@ inline __m128i e4m3x8_to_f16_bits(const uint8_t* p) {
   return _mm_and_si128(w, _mm_set1_epi16(int16_t(0xBF80)));
 }
 
+// 16 x E4M3 -> two __m256 of f32 holding the values times 2^-8 (unscaled; see above). One
+// 256-bit sign-extend, shift and mask for all 16 codes, then two F16C widenings: 8 ALU uops per
+// 16 weights, against 12 with the 8-wide helper.
+inline void e4m3x16_to_f32_unscaled(const uint8_t* p, __m256& lo, __m256& hi) {
+  __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  w = _mm256_and_si256(_mm256_slli_epi16(w, 7), _mm256_set1_epi16(int16_t(0xBF80)));
+  lo = _mm256_cvtph_ps(_mm256_castsi256_si128(w));
+  hi = _mm256_cvtph_ps(_mm256_extracti128_si256(w, 1));
+}
+
 // Lanes (16-bit) of an e4m3x8_to_f16_bits result that came from a NaN code (all ones there).
 inline __m128i e4m3_nan_mask16(__m128i h) {
   return _mm_cmpeq_epi16(_mm_or_si128(h, _mm_set1_epi16(int16_t(0x8000))), _mm_set1_epi16(int16_t(0xBF80)));
