@@ -14,7 +14,7 @@ namespace {
 
 TEST(DecodeAllocations, SteadyStateDecodeStepAllocatesNothing) {
   for (DType dtype : {DType::F32, DType::BF16, DType::F8_E4M3}) {
-    ModelConfig c = testing::tiny_v3_config();
+    ModelConfig c = testing::odd_shapes_v3_config();
     RandomWeights rw(c, {.dtype = dtype});
     Transformer model(c, rw.weights());
     KvPool pool(model.cache_layers(), model.cache_row_dim(), 16, 4);

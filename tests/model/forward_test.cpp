@@ -48,7 +48,7 @@ std::vector<float> run(const ModelConfig& cfg, const ModelWeights& w, const std:
 
 class ForwardTest : public ::testing::TestWithParam<int> {
  protected:
-  ModelConfig cfg() const { return GetParam() == 0 ? testing::tiny_v3_config() : testing::tiny_v2_lite_config(); }
+  ModelConfig cfg() const { return GetParam() == 0 ? testing::odd_shapes_v3_config() : testing::odd_shapes_v2_lite_config(); }
 };
 
 TEST_P(ForwardTest, AbsorbedEqualsNaive) {
@@ -141,7 +141,7 @@ INSTANTIATE_TEST_SUITE_P(Variants, ForwardTest, ::testing::Values(0, 1),
                          [](const auto& info) { return info.param == 0 ? "V3" : "V2Lite"; });
 
 TEST(ForwardErrors, RejectsBadTokensAndFullPools) {
-  ModelConfig c = testing::tiny_v3_config();
+  ModelConfig c = testing::odd_shapes_v3_config();
   RandomWeights rw(c, {});
   Transformer model(c, rw.weights());
   KvPool pool(model.cache_layers(), model.cache_row_dim(), 4, 2);  // room for 8 tokens

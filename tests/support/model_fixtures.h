@@ -11,7 +11,7 @@ namespace dsv3::testing {
 
 // DeepSeek-V3 style: low-rank q, sigmoid noaux_tc group-limited routing with a correction bias,
 // YaRN with positions past original_max_position_embeddings, one MTP module.
-inline ModelConfig tiny_v3_config() {
+inline ModelConfig odd_shapes_v3_config() {
   ModelConfig c;
   c.model_type = "deepseek_v3";
   c.vocab_size = 97;
@@ -40,8 +40,8 @@ inline ModelConfig tiny_v3_config() {
 
 // DeepSeek-V2-Lite style: direct q projection, softmax greedy routing without bias or
 // normalization, YaRN mscale 0.707.
-inline ModelConfig tiny_v2_lite_config() {
-  ModelConfig c = tiny_v3_config();
+inline ModelConfig odd_shapes_v2_lite_config() {
+  ModelConfig c = odd_shapes_v3_config();
   c.model_type = "deepseek_v2";
   c.n_mtp_layers = 0;
   c.q_lora_rank = 0;
