@@ -130,6 +130,7 @@ class ActivationArena {
  public:
   ActivationArena(const ModelConfig& cfg, int64_t batch, int64_t seq_len, int64_t mtp_depth, bool recompute);
   Activations& acts() { return acts_; }
+  const Activations& acts() const { return acts_; }
   const std::vector<ActivationEntry>& table() const { return table_; }
   int64_t bytes() const { return bytes_; }
 

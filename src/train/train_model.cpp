@@ -1,6 +1,7 @@
 #include "train/train_model.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "core/check.h"
@@ -31,6 +32,7 @@ struct TrainModel::Impl {
   std::vector<int64_t> positions;
   float softmax_scale;
   int64_t depth = 0;  // MTP modules run by this model (0 when λ = 0)
+  int64_t last_B = 0, last_T = 0;  // shape of the last forward
 
   Impl(const ModelConfig& c, const TrainModelOptions& o)
       : cfg(c),
@@ -106,6 +108,8 @@ LossParts TrainModel::Impl::forward(const TrainBatch& batch) {
   for (int64_t i = 0; i < B * (T + 1); ++i)
     DSV3_CHECK(batch.tokens[i] >= 0 && batch.tokens[i] < V, "token {} at {} outside [0, {})", batch.tokens[i], i, V);
   Activations& a = arena.acts();
+  last_B = B;
+  last_T = T;
   for (auto& c : counts) std::fill(c.begin(), c.end(), 0);
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t t = 0; t < T; ++t) {
@@ -252,6 +256,24 @@ ModelWeights TrainModel::weights_view() const { return params_weights_view(impl_
 
 Status TrainModel::load_params_from(const ModelWeights& weights) {
   return copy_weights_into_params(impl_->cfg, weights, impl_->P, impl_->biases);
+}
+
+uint64_t TrainModel::routing_digest() const {
+  const Impl& m = *impl_;
+  const Activations& a = m.arena.acts();
+  const int64_t K = m.cfg.n_activated_experts, E = m.cfg.n_routed_experts;
+  uint64_t h = 0;
+  auto mix = [&](uint64_t v) { h = splitmix64(h ^ v); };
+  auto layer = [&](const LayerActs& L, int64_t T) {
+    if (L.ffn.experts == nullptr) return;
+    for (int64_t i = 0; i < m.last_B * T * K; ++i) mix(uint64_t(L.ffn.experts[i]));
+    if (m.opt.balance_alpha != 0.0) {
+      for (int64_t i = 0; i < m.last_B * E; ++i) mix(uint64_t(std::llround(double(L.ffn.f[i]) * 1e6)));
+    }
+  };
+  for (const auto& L : a.layers) layer(L, m.last_T);
+  for (int64_t k = 1; k <= m.depth_for(m.last_T); ++k) layer(a.mtp[size_t(k - 1)].layer, m.last_T - k);
+  return h;
 }
 
 int64_t TrainModel::activation_bytes() const { return impl_->arena.bytes(); }

@@ -85,6 +85,11 @@ class TrainModel {
   // biases into router_biases(). Fails on a missing tensor or a shape mismatch.
   Status load_params_from(const ModelWeights& weights);
 
+  // Exposed for tests: a digest of every routing decision of the last forward (the selected
+  // experts and the balance loss's top-K of every MoE layer). Finite-difference checks use it to
+  // tell a smooth change of the loss from a jump across a routing discontinuity.
+  uint64_t routing_digest() const;
+
   // Bytes of the activation arena and its table (name, bytes) of saved tensors and scratch.
   int64_t activation_bytes() const;
   const std::vector<ActivationEntry>& activation_table() const;
