@@ -71,8 +71,10 @@ inline uint16_t f32_to_f16(float f) {
   uint16_t sign = std::signbit(f) ? 0x8000 : 0;
   if (std::isnan(f)) return sign | 0x7E00;
   float a = std::fabs(f);
+  // Overflow -> inf (IEEE): 65520 is the midpoint above the largest finite 65504 and ties to the
+  // even neighbour, inf. Tested before rounding, which cannot handle inf itself.
+  if (a >= 65520.0f) return sign | 0x7C00;
   float v = detail::round_to_grid(a, 10, -14);
-  if (v > 65504.0f) return sign | 0x7C00;  // overflow -> inf (IEEE)
   return uint16_t(sign | detail::grid_bits(v, 10, -14));
 }
 

@@ -1,21 +1,148 @@
-// Portable reference matmul (temporary single implementation until the optimized kernels land).
-#include "kernels/matmul.h"
-
+// WeightMatrix views, the dispatch of the weight products (matmul.h), and their portable path.
+//
+// Portable path: each thread owns a contiguous range of output features (parallel_chunks over
+// N). It dequantizes a group of 8 weight rows, 256 columns at a time, into a stack buffer and
+// takes dot products with every token, so each weight is read once per call and nothing is
+// allocated. Every output element is summed over k in the same order whatever the thread split.
+#include <algorithm>
 #include <cstring>
 
 #include "core/check.h"
 #include "core/numeric.h"
 #include "core/parallel_for.h"
+#include "kernels/avx2.h"
+#include "kernels/dequant.h"
+#include "kernels/dispatch.h"
+#include "kernels/matmul.h"
 
 namespace dsv3::kernels {
+namespace {
+
+constexpr int64_t kSeg = 256;   // columns per dequantized segment (1 KiB of f32 per row)
+constexpr int64_t kGroup = 8;   // weight rows per group
+
+void check_weights(const WeightMatrix& w) {
+  DSV3_CHECK(w.dtype == DType::F32 || w.dtype == DType::BF16 || w.dtype == DType::F16 ||
+                 w.dtype == DType::F8_E4M3,
+             "weight dtype {} is not supported by matmul", dtype_name(w.dtype));
+  DSV3_CHECK(w.rows >= 0 && w.cols >= 0, "bad weight shape ({}, {})", w.rows, w.cols);
+  DSV3_CHECK(w.dtype != DType::F8_E4M3 || w.scale_inv != nullptr || w.rows * w.cols == 0,
+             "F8_E4M3 weights need block scales");
+}
+
+// Dot product with 8 partial sums (a shape the compiler vectorizes without reassociating).
+float dot(const float* a, const float* b, int64_t n) {
+  float s[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int j = 0; j < 8; ++j) s[j] += a[i + j] * b[i + j];
+  }
+  for (int j = 0; i < n; ++i, ++j) s[j] += a[i] * b[i];
+  return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+}
+
+void matmul_portable(float* y, int64_t ldy, const float* x, int64_t ldx, const WeightMatrix& w, int64_t T) {
+  const int64_t K = w.cols;
+  parallel_chunks(w.rows, [&](int64_t n0, int64_t n1) {
+    float buf[kGroup][kSeg];
+    for (int64_t n = n0; n < n1; n += kGroup) {
+      const int64_t g = std::min(kGroup, n1 - n);
+      if (K == 0) {
+        for (int64_t t = 0; t < T; ++t) std::fill_n(y + t * ldy + n, g, 0.0f);
+      }
+      for (int64_t c0 = 0; c0 < K; c0 += kSeg) {
+        const int64_t len = std::min(kSeg, K - c0);
+        for (int64_t j = 0; j < g; ++j) detail::dequantize_run(buf[j], w, n + j, c0, len);
+        for (int64_t t = 0; t < T; ++t) {
+          float* yt = y + t * ldy + n;
+          const float* xt = x + t * ldx + c0;
+          for (int64_t j = 0; j < g; ++j) {
+            float s = dot(buf[j], xt, len);
+            yt[j] = c0 == 0 ? s : yt[j] + s;
+          }
+        }
+      }
+    }
+  });
+}
+
+void matmul_t_portable(float* y, int64_t ldy, const float* x, int64_t ldx, const WeightMatrix& w, int64_t T) {
+  parallel_chunks(w.cols, [&](int64_t c_begin, int64_t c_end) {
+    float buf[kSeg];
+    for (int64_t c0 = c_begin; c0 < c_end; c0 += kSeg) {
+      const int64_t len = std::min(kSeg, c_end - c0);
+      for (int64_t t = 0; t < T; ++t) std::fill_n(y + t * ldy + c0, len, 0.0f);
+      for (int64_t r = 0; r < w.rows; ++r) {
+        detail::dequantize_run(buf, w, r, c0, len);
+        for (int64_t t = 0; t < T; ++t) {
+          const float xv = x[t * ldx + r];
+          float* yt = y + t * ldy + c0;
+          for (int64_t i = 0; i < len; ++i) yt[i] += xv * buf[i];
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+namespace detail {
+
+const float* e4m3_table() {
+  static const auto table = [] {
+    struct Table { float v[256]; } t;
+    for (int i = 0; i < 256; ++i) t.v[i] = e4m3_to_f32(uint8_t(i));
+    return t;
+  }();
+  return table.v;
+}
+
+void dequantize_run(float* out, const WeightMatrix& w, int64_t r, int64_t c0, int64_t n) {
+  const int64_t off = r * w.cols + c0;
+  switch (w.dtype) {
+    case DType::F32:
+      std::memcpy(out, static_cast<const float*>(w.data) + off, size_t(n) * sizeof(float));
+      return;
+    case DType::BF16: {
+      const uint16_t* p = static_cast<const uint16_t*>(w.data) + off;
+      for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(p[i]);
+      return;
+    }
+    case DType::F16: {
+      const uint16_t* p = static_cast<const uint16_t*>(w.data) + off;
+      for (int64_t i = 0; i < n; ++i) out[i] = f16_bits_to_f32(p[i]);
+      return;
+    }
+    case DType::F8_E4M3: {
+      const uint8_t* p = static_cast<const uint8_t*>(w.data) + off;
+      const float* table = e4m3_table();
+      const float* srow = w.scale_inv + ((w.scale_row_offset + r) / kFp8Block) * w.scale_cols();
+      for (int64_t i = 0; i < n;) {
+        const int64_t c = c0 + i;
+        const int64_t end = std::min(n, i + kFp8Block - c % kFp8Block);
+        const float s = srow[c / kFp8Block];
+        for (; i < end; ++i) out[i] = table[p[i]] * s;
+      }
+      return;
+    }
+    default: DSV3_FAIL("weight dtype {} is not supported by matmul", dtype_name(w.dtype));
+  }
+}
+
+}  // namespace detail
 
 int64_t WeightMatrix::bytes() const {
   int64_t b = rows * cols * int64_t(dtype_size(dtype));
-  if (dtype == DType::F8_E4M3) b += ((rows + kFp8Block - 1) / kFp8Block) * scale_cols() * 4;
+  if (dtype == DType::F8_E4M3 && rows > 0) {
+    const int64_t first = scale_row_offset / kFp8Block, last = (scale_row_offset + rows - 1) / kFp8Block;
+    b += (last - first + 1) * scale_cols() * int64_t(sizeof(float));
+  }
   return b;
 }
 
 WeightMatrix WeightMatrix::row_slice(int64_t r0, int64_t n) const {
+  DSV3_CHECK(r0 >= 0 && n >= 0 && r0 + n <= rows, "row slice [{}, {}) of a matrix with {} rows", r0, r0 + n,
+             rows);
   WeightMatrix v = *this;
   v.data = static_cast<const uint8_t*>(data) + r0 * cols * int64_t(dtype_size(dtype));
   v.rows = n;
@@ -24,49 +151,35 @@ WeightMatrix WeightMatrix::row_slice(int64_t r0, int64_t n) const {
 }
 
 float WeightMatrix::at(int64_t r, int64_t c) const {
-  const int64_t i = r * cols + c;
-  switch (dtype) {
-    case DType::F32: return static_cast<const float*>(data)[i];
-    case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(data)[i]);
-    case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(data)[i]);
-    case DType::F8_E4M3: {
-      float s = scale_inv[((scale_row_offset + r) / kFp8Block) * scale_cols() + c / kFp8Block];
-      return e4m3_to_f32(static_cast<const uint8_t*>(data)[i]) * s;
-    }
-    default: DSV3_FAIL("unsupported weight dtype {}", dtype_name(dtype));
-  }
-}
-
-void dequantize_row(float* out, const WeightMatrix& w, int64_t r) {
-  for (int64_t c = 0; c < w.cols; ++c) out[c] = w.at(r, c);
-}
-
-void matmul_ref(float* y, int64_t ldy, const float* x, int64_t ldx, const WeightMatrix& w, int64_t T) {
-  parallel_for(w.rows, [&](int64_t n) {
-    for (int64_t t = 0; t < T; ++t) {
-      double acc = 0.0;
-      for (int64_t k = 0; k < w.cols; ++k) acc += double(x[t * ldx + k]) * double(w.at(n, k));
-      y[t * ldy + n] = float(acc);
-    }
-  });
-}
-
-void matmul_t_ref(float* y, int64_t ldy, const float* x, int64_t ldx, const WeightMatrix& w, int64_t T) {
-  parallel_for(w.cols, [&](int64_t c) {
-    for (int64_t t = 0; t < T; ++t) {
-      double acc = 0.0;
-      for (int64_t r = 0; r < w.rows; ++r) acc += double(x[t * ldx + r]) * double(w.at(r, c));
-      y[t * ldy + c] = float(acc);
-    }
-  });
+  DSV3_CHECK(r >= 0 && r < rows && c >= 0 && c < cols, "element ({}, {}) of a ({}, {}) matrix", r, c, rows, cols);
+  float v;
+  detail::dequantize_run(&v, *this, r, c, 1);
+  return v;
 }
 
 void matmul(float* y, int64_t ldy, const float* x, int64_t ldx, const WeightMatrix& w, int64_t T) {
-  matmul_ref(y, ldy, x, ldx, w, T);
+  check_weights(w);
+  DSV3_CHECK(T >= 0 && ldx >= w.cols && ldy >= w.rows, "matmul: T={} ldx={} ldy={} for W ({}, {})", T, ldx,
+             ldy, w.rows, w.cols);
+  if (T == 0 || w.rows == 0) return;
+  if (kernel_path() == KernelPath::kAvx2) return avx2::matmul(y, ldy, x, ldx, w, T);
+  matmul_portable(y, ldy, x, ldx, w, T);
 }
 
 void matmul_t(float* y, int64_t ldy, const float* x, int64_t ldx, const WeightMatrix& w, int64_t T) {
-  matmul_t_ref(y, ldy, x, ldx, w, T);
+  check_weights(w);
+  DSV3_CHECK(T >= 0 && ldx >= w.rows && ldy >= w.cols, "matmul_t: T={} ldx={} ldy={} for W ({}, {})", T, ldx,
+             ldy, w.rows, w.cols);
+  if (T == 0 || w.cols == 0) return;
+  if (kernel_path() == KernelPath::kAvx2) return avx2::matmul_t(y, ldy, x, ldx, w, T);
+  matmul_t_portable(y, ldy, x, ldx, w, T);
+}
+
+void dequantize_row(float* out, const WeightMatrix& w, int64_t r) {
+  check_weights(w);
+  DSV3_CHECK(r >= 0 && r < w.rows, "row {} of a matrix with {} rows", r, w.rows);
+  if (kernel_path() == KernelPath::kAvx2) return avx2::dequantize_run(out, w, r, 0, w.cols);
+  detail::dequantize_run(out, w, r, 0, w.cols);
 }
 
 }  // namespace dsv3::kernels

@@ -4,6 +4,18 @@
 // f32 inside the kernel (never as a dequantized copy in memory). Activations are f32.
 //
 // Every fast kernel here has a slow twin (`*_ref`, double accumulation) that is its spec.
+//
+// Contract of matmul / matmul_t / dequantize_row:
+//   - Two regimes, chosen by T: decode (T <= 8) streams every weight once for all tokens and
+//     allocates nothing; prefill (T > 8) widens weight tiles into per-thread packed panels (grown
+//     once per thread) and reuses them across tokens.
+//   - Threads (core/parallel_for.h) split the OUTPUT features statically; each output is summed in
+//     an order fixed by K alone, so results are bit-identical for any thread count.
+//   - Results agree with the `_ref` twins within (K + 5)·2^-24·Σ|x·w| (tests/kernels/matmul_test.cpp).
+//   - E4M3 NaN codes (0x7F, 0xFF) never occur in valid checkpoints (the quantizers saturate) and
+//     are outside the contract: the AVX2 path reads them as ±480·scale, the portable path as NaN.
+//     All 254 finite codes decode identically on both paths.
+//   - y must not alias x or the weights. Paths are chosen in kernels/dispatch.h.
 #pragma once
 
 #include <cstdint>

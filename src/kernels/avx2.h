@@ -1,0 +1,30 @@
+// Entry points of the AVX2+FMA+F16C path, one per dispatched kernel, with the same contracts as
+// the public functions they implement (convert.h, matmul.h, gemm.h, membw.h). Internal to
+// src/kernels: call them only when kernel_path() == KernelPath::kAvx2.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/gemm.h"
+#include "kernels/matmul.h"
+
+namespace dsv3::kernels::avx2 {
+
+void convert_f32_to_bf16(uint16_t* out, const float* in, int64_t n);
+void convert_bf16_to_f32(float* out, const uint16_t* in, int64_t n);
+void convert_f16_to_f32(float* out, const uint16_t* in, int64_t n);
+void convert_e4m3_to_f32(float* out, const uint8_t* in, int64_t n);
+void convert_f32_to_e4m3(uint8_t* out, const float* in, int64_t n);
+
+// out[0..n) = W[r, c0 .. c0 + n) in f32; NaN codes of E4M3 are not kept (see matmul.h).
+void dequantize_run(float* out, const WeightMatrix& w, int64_t r, int64_t c0, int64_t n);
+
+void matmul(float* y, int64_t ldy, const float* x, int64_t ldx, const WeightMatrix& w, int64_t T);
+void matmul_t(float* y, int64_t ldy, const float* x, int64_t ldx, const WeightMatrix& w, int64_t T);
+
+void gemm(float* c, int64_t ldc, const float* a, int64_t lda, Op op_a, const float* b, int64_t ldb,
+          Op op_b, int64_t M, int64_t N, int64_t K, bool accumulate);
+
+double read_sum(const float* p, int64_t n);
+
+}  // namespace dsv3::kernels::avx2

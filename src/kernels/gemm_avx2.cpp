@@ -1,0 +1,211 @@
+// AVX2 path of the FP32 GEMM (gemm.h): panel packing, the 6x16 FMA micro-kernel and the blocked
+// driver declared in gemm_avx2.h.
+#include "kernels/gemm_avx2.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include "core/parallel_for.h"
+#include "kernels/avx2.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+
+namespace dsv3::kernels::avx2 {
+namespace {
+
+// C tile (6 x 16) = A micro-panel (kc x 6) · B micro-panel (kc x 16), plus C when `add`.
+// Scalar meaning: acc[i][j] = sum over k in order of a[k*6 + i] * b[k*16 + j] (one FMA chain per
+// element); c[i][j] = add ? c[i][j] + acc[i][j] : acc[i][j].
+// Per k: 2 loads of B, 6 broadcasts of A, 12 FMAs; 12 independent chains cover the FMA latency
+// (4 cycles x 2 ports = 8 in flight).
+inline void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict b, float* c,
+                         int64_t ldc, bool add) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+    __m256 ak = _mm256_broadcast_ss(a + 0);
+    c00 = _mm256_fmadd_ps(ak, b0, c00);
+    c01 = _mm256_fmadd_ps(ak, b1, c01);
+    ak = _mm256_broadcast_ss(a + 1);
+    c10 = _mm256_fmadd_ps(ak, b0, c10);
+    c11 = _mm256_fmadd_ps(ak, b1, c11);
+    ak = _mm256_broadcast_ss(a + 2);
+    c20 = _mm256_fmadd_ps(ak, b0, c20);
+    c21 = _mm256_fmadd_ps(ak, b1, c21);
+    ak = _mm256_broadcast_ss(a + 3);
+    c30 = _mm256_fmadd_ps(ak, b0, c30);
+    c31 = _mm256_fmadd_ps(ak, b1, c31);
+    ak = _mm256_broadcast_ss(a + 4);
+    c40 = _mm256_fmadd_ps(ak, b0, c40);
+    c41 = _mm256_fmadd_ps(ak, b1, c41);
+    ak = _mm256_broadcast_ss(a + 5);
+    c50 = _mm256_fmadd_ps(ak, b0, c50);
+    c51 = _mm256_fmadd_ps(ak, b1, c51);
+    a += kMR;
+    b += kNR;
+  }
+  const __m256 acc[kMR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  for (int i = 0; i < kMR; ++i) {
+    float* ci = c + i * ldc;
+    __m256 v0 = acc[i][0], v1 = acc[i][1];
+    if (add) {
+      v0 = _mm256_add_ps(_mm256_loadu_ps(ci), v0);
+      v1 = _mm256_add_ps(_mm256_loadu_ps(ci + 8), v1);
+    }
+    _mm256_storeu_ps(ci, v0);
+    _mm256_storeu_ps(ci + 8, v1);
+  }
+}
+
+// An edge tile (mr < 6 or nr < 16): the same micro-kernel into a local tile, then the valid part
+// with the same scalar meaning.
+void edge_tile(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t mr, int64_t nr,
+               bool add) {
+  alignas(32) float tile[kMR * kNR];
+  micro_kernel(kc, a, b, tile, kNR, false);
+  for (int64_t i = 0; i < mr; ++i) {
+    for (int64_t j = 0; j < nr; ++j) {
+      c[i * ldc + j] = add ? c[i * ldc + j] + tile[i * kNR + j] : tile[i * kNR + j];
+    }
+  }
+}
+
+// op(B) from a row-major f32 matrix.
+class F32B final : public BPanelSource {
+ public:
+  F32B(const float* b, int64_t ldb, Op op) : b_(b), ldb_(ldb), op_(op) {}
+  void pack(float* dst, int64_t k0, int64_t nk, int64_t j0, int64_t nj) const override {
+    for (int64_t p = 0; p < nj; p += kNR, dst += nk * kNR) {
+      const int64_t cols = std::min(kNR, nj - p);
+      if (op_ == Op::N && cols == kNR) {  // op(B)[k, j] = b[k * ldb + j]: two vector copies per k
+        for (int64_t k = 0; k < nk; ++k) {
+          const float* src = b_ + (k0 + k) * ldb_ + j0 + p;
+          _mm256_store_ps(dst + k * kNR, _mm256_loadu_ps(src));
+          _mm256_store_ps(dst + k * kNR + 8, _mm256_loadu_ps(src + 8));
+        }
+      } else if (op_ == Op::N) {
+        for (int64_t k = 0; k < nk; ++k) {
+          const float* src = b_ + (k0 + k) * ldb_ + j0 + p;
+          for (int64_t j = 0; j < kNR; ++j) dst[k * kNR + j] = j < cols ? src[j] : 0.0f;
+        }
+      } else {  // op(B)[k, j] = b[j * ldb + k]: each stored row becomes one column of the panel
+        if (cols < kNR) std::memset(dst, 0, size_t(nk * kNR) * sizeof(float));
+        for (int64_t j = 0; j < cols; ++j) {
+          const float* src = b_ + (j0 + p + j) * ldb_ + k0;
+          for (int64_t k = 0; k < nk; ++k) dst[k * kNR + j] = src[k];
+        }
+      }
+    }
+  }
+
+ private:
+  const float* b_;
+  int64_t ldb_;
+  Op op_;
+};
+
+}  // namespace
+
+void F32PanelsA::pack(float* dst, int64_t i0, int64_t ni, int64_t k0, int64_t nk) const {
+  for (int64_t p = 0; p < ni; p += kMR, dst += nk * kMR) {
+    const int64_t rows = std::min(kMR, ni - p);
+    if (rows < kMR) std::memset(dst, 0, size_t(nk * kMR) * sizeof(float));
+    if (!transposed_) {  // op(A)[i, k] = a[i * lda + k]: `rows` streams interleaved
+      const float* src = a_ + (i0 + p) * lda_ + k0;
+      if (rows == kMR) {
+        for (int64_t k = 0; k < nk; ++k) {
+#pragma GCC unroll 6
+          for (int64_t i = 0; i < kMR; ++i) dst[k * kMR + i] = src[i * lda_ + k];
+        }
+      } else {
+        for (int64_t i = 0; i < rows; ++i) {
+          for (int64_t k = 0; k < nk; ++k) dst[k * kMR + i] = src[i * lda_ + k];
+        }
+      }
+    } else {  // op(A)[i, k] = a[k * lda + i]: `rows` contiguous values per k
+      const float* src = a_ + k0 * lda_ + i0 + p;
+      for (int64_t k = 0; k < nk; ++k) std::memcpy(dst + k * kMR, src + k * lda_, size_t(rows) * sizeof(float));
+    }
+  }
+}
+
+float* thread_scratch(int slot, int64_t n) {
+  struct Buffer {
+    std::unique_ptr<float, decltype(&std::free)> data{nullptr, &std::free};
+    int64_t capacity = 0;
+  };
+  thread_local Buffer buffers[4];
+  Buffer& buf = buffers[slot];
+  if (buf.capacity < n) {
+    const size_t bytes = (size_t(n) * sizeof(float) + 63) / 64 * 64;
+    buf.data.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+    buf.capacity = n;
+  }
+  return buf.data.get();
+}
+
+void gemm_blocked(float* c, int64_t ldc, int64_t m_begin, int64_t m_end, int64_t n_begin, int64_t n_end,
+                  int64_t K, const APanelSource& a, const BPanelSource& b, bool accumulate) {
+  if (K == 0) {
+    if (!accumulate) {
+      for (int64_t m = m_begin; m < m_end; ++m) std::fill(c + m * ldc + n_begin, c + m * ldc + n_end, 0.0f);
+    }
+    return;
+  }
+  float* bbuf = thread_scratch(0, kKC * kNC);
+  float* abuf = thread_scratch(1, kMC * kKC);
+  for (int64_t jc = n_begin; jc < n_end; jc += kNC) {
+    const int64_t nc = std::min(kNC, n_end - jc);
+    for (int64_t pc = 0; pc < K; pc += kKC) {
+      const int64_t kc = std::min(kKC, K - pc);
+      const bool add = accumulate || pc > 0;
+      b.pack(bbuf, pc, kc, jc, nc);
+      for (int64_t ic = m_begin; ic < m_end; ic += kMC) {
+        const int64_t mc = std::min(kMC, m_end - ic);
+        a.pack(abuf, ic, mc, pc, kc);
+        for (int64_t jr = 0; jr < nc; jr += kNR) {
+          const int64_t nr = std::min(kNR, nc - jr);
+          for (int64_t ir = 0; ir < mc; ir += kMR) {
+            const int64_t mr = std::min(kMR, mc - ir);
+            float* ct = c + (ic + ir) * ldc + jc + jr;
+            if (mr == kMR && nr == kNR) {
+              micro_kernel(kc, abuf + ir * kc, bbuf + jr * kc, ct, ldc, add);
+            } else {
+              edge_tile(kc, abuf + ir * kc, bbuf + jr * kc, ct, ldc, mr, nr, add);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+void gemm(float* c, int64_t ldc, const float* a, int64_t lda, Op op_a, const float* b, int64_t ldb, Op op_b,
+          int64_t M, int64_t N, int64_t K, bool accumulate) {
+  const F32PanelsA pa(a, lda, op_a == Op::T);
+  const F32B pb(b, ldb, op_b);
+  // Threads own whole micro-tile rows or columns of C (the longer side), so no packed panel is
+  // shared and no sum crosses threads.
+  if (M >= N) {
+    const int64_t tiles = (M + kMR - 1) / kMR;
+    parallel_chunks(tiles, [&](int64_t t0, int64_t t1) {
+      gemm_blocked(c, ldc, t0 * kMR, std::min(M, t1 * kMR), 0, N, K, pa, pb, accumulate);
+    });
+  } else {
+    const int64_t tiles = (N + kNR - 1) / kNR;
+    parallel_chunks(tiles, [&](int64_t t0, int64_t t1) {
+      gemm_blocked(c, ldc, 0, M, t0 * kNR, std::min(N, t1 * kNR), K, pa, pb, accumulate);
+    });
+  }
+}
+
+}  // namespace dsv3::kernels::avx2
+
+#pragma GCC pop_options

@@ -1,0 +1,113 @@
+// The array conversions (kernels/convert.h) equal the scalar specification (core/numeric.h) bit
+// for bit on every path: for every BF16/F16/E4M3 code, and for f32 inputs made of every BF16 and
+// F16 value, their neighbours and midpoints, and random bit patterns (NaN, inf, subnormals
+// included). Arrays start at odd offsets and have lengths that leave vector tails.
+#include "kernels/convert.h"
+
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "core/numeric.h"
+#include "core/rng.h"
+#include "kernels/kernel_paths.h"
+
+namespace dsv3::kernels {
+namespace {
+
+bool same(float a, float b) {
+  return std::isnan(a) ? std::isnan(b) : std::bit_cast<uint32_t>(a) == std::bit_cast<uint32_t>(b);
+}
+
+std::vector<float> interesting_floats() {
+  std::vector<float> xs;
+  for (uint32_t c = 0; c < 65536; ++c) {
+    const uint32_t b = c << 16;
+    for (uint32_t delta : {0u, 1u, 0x7FFFu, 0x8000u, 0x8001u, 0xFFFFu}) xs.push_back(std::bit_cast<float>(b | delta));
+    xs.push_back(f16_to_f32(uint16_t(c)));
+  }
+  for (uint32_t c = 0; c < 256; ++c) {  // E4M3 values and the midpoints between neighbours
+    const float v = e4m3_to_f32(uint8_t(c)), w = e4m3_to_f32(uint8_t(c + 1));
+    xs.push_back(v);
+    if ((c & 0x7F) < 0x7E) xs.push_back(float((double(v) + w) / 2));
+  }
+  Rng rng(7);
+  for (int i = 0; i < 300000; ++i) xs.push_back(std::bit_cast<float>(uint32_t(rng.next_bits())));
+  for (int i = 0; i < 300000; ++i) xs.push_back(std::ldexp(rng.next_normal(), int(rng.next_bits() % 24) - 14));
+  return xs;
+}
+
+constexpr int64_t kOffset = 3;  // misalign every array
+
+TEST(Convert, Bf16ToF32EveryCode) {
+  std::vector<uint16_t> in(65536 + kOffset);
+  for (uint32_t c = 0; c < 65536; ++c) in[c + kOffset] = uint16_t(c);
+  testing::for_each_path([&](KernelPath) {
+    std::vector<float> out(in.size());
+    convert_bf16_to_f32(out.data() + kOffset, in.data() + kOffset, 65536);
+    for (uint32_t c = 0; c < 65536; ++c) ASSERT_TRUE(same(out[c + kOffset], bf16_to_f32(uint16_t(c)))) << c;
+  });
+}
+
+TEST(Convert, F16ToF32EveryCode) {
+  std::vector<uint16_t> in(65536 + kOffset);
+  for (uint32_t c = 0; c < 65536; ++c) in[c + kOffset] = uint16_t(c);
+  testing::for_each_path([&](KernelPath) {
+    std::vector<float> out(in.size());
+    convert_f16_to_f32(out.data() + kOffset, in.data() + kOffset, 65536);
+    for (uint32_t c = 0; c < 65536; ++c) ASSERT_TRUE(same(out[c + kOffset], f16_to_f32(uint16_t(c)))) << c;
+  });
+}
+
+TEST(Convert, E4M3ToF32EveryCodeAndTail) {
+  testing::for_each_path([&](KernelPath) {
+    for (int64_t n : {256, 255, 7, 1}) {  // vector body and scalar tails both see every code
+      for (int shift = 0; shift < 8; ++shift) {
+        std::vector<uint8_t> in(size_t(n) + kOffset);
+        for (int64_t i = 0; i < n; ++i) in[size_t(i + kOffset)] = uint8_t(i * 37 + shift);
+        std::vector<float> out(in.size());
+        convert_e4m3_to_f32(out.data() + kOffset, in.data() + kOffset, n);
+        for (int64_t i = 0; i < n; ++i) {
+          const uint8_t c = in[size_t(i + kOffset)];
+          ASSERT_TRUE(same(out[size_t(i + kOffset)], e4m3_to_f32(c))) << int(c);
+        }
+      }
+    }
+  });
+}
+
+TEST(Convert, F32ToBf16AndE4M3MatchScalar) {
+  const std::vector<float> xs = interesting_floats();
+  testing::for_each_path([&](KernelPath) {
+    for (int64_t n : {int64_t(xs.size()), int64_t(13)}) {
+      std::vector<uint16_t> b(size_t(n) + kOffset);
+      std::vector<uint8_t> e(size_t(n) + kOffset);
+      std::vector<float> in(size_t(n) + kOffset);
+      std::memcpy(in.data() + kOffset, xs.data(), size_t(n) * sizeof(float));
+      convert_f32_to_bf16(b.data() + kOffset, in.data() + kOffset, n);
+      convert_f32_to_e4m3(e.data() + kOffset, in.data() + kOffset, n);
+      int bad = 0;
+      for (int64_t i = 0; i < n && bad < 10; ++i) {
+        const float x = xs[size_t(i)];
+        if (b[size_t(i + kOffset)] != f32_to_bf16(x)) ++bad, ADD_FAILURE() << "bf16 of bits " << std::bit_cast<uint32_t>(x);
+        if (e[size_t(i + kOffset)] != f32_to_e4m3(x)) ++bad, ADD_FAILURE() << "e4m3 of " << x;
+      }
+    }
+  });
+}
+
+TEST(Convert, EmptyArraysAreFine) {
+  testing::for_each_path([&](KernelPath) {
+    convert_f32_to_bf16(nullptr, nullptr, 0);
+    convert_bf16_to_f32(nullptr, nullptr, 0);
+    convert_f16_to_f32(nullptr, nullptr, 0);
+    convert_e4m3_to_f32(nullptr, nullptr, 0);
+    convert_f32_to_e4m3(nullptr, nullptr, 0);
+  });
+}
+
+}  // namespace
+}  // namespace dsv3::kernels
