@@ -22,6 +22,16 @@ float dot(const float* a, const float* b, int64_t n) {
   return acc;
 }
 
+// Eight partial sums in a fixed order: vectorizable without reassociating one sum.
+float dot8(const float* a, const float* b, int64_t n) {
+  float s[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) s[j] += a[i + j] * b[i + j];
+  for (int j = 0; i < n; ++i, ++j) s[j] += a[i] * b[i];
+  return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+}
+
 }  // namespace
 
 void attention_naive(HeadsView<float> out, float* probs, HeadsView<const float> q, HeadsView<const float> k,
@@ -60,7 +70,7 @@ void attention_naive_backward(HeadsView<float> dq, HeadsView<float> dk, HeadsVie
       const float* go = dout.at(s, h);
       double pdp = 0.0;  // Σ_t p_t · dp_t
       for (int64_t t = 0; t < n; ++t) {
-        ds[t] = dot(go, v.at(t, h), dv_dim);  // dp_t
+        ds[t] = dot8(go, v.at(t, h), dv_dim);  // dp_t
         pdp += double(p[t]) * double(ds[t]);
       }
       for (int64_t t = 0; t < n; ++t) ds[t] = scale * p[t] * (ds[t] - float(pdp));

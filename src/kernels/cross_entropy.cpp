@@ -9,11 +9,12 @@
 namespace dsv3::kernels {
 namespace {
 
-// max and log Σ exp(l − max) of one row, the sum in double.
+// max and log Σ exp(l − max) of one row: f32 exponentials (each within an ulp; the row's loss
+// needs no more) summed in double.
 void row_logsumexp(const float* l, int64_t V, float& mx, double& log_sum) {
   mx = *std::max_element(l, l + V);
   double sum = 0.0;
-  for (int64_t i = 0; i < V; ++i) sum += std::exp(double(l[i] - mx));
+  for (int64_t i = 0; i < V; ++i) sum += double(std::exp(l[i] - mx));
   log_sum = std::log(sum);
 }
 
@@ -48,7 +49,8 @@ void cross_entropy_backward(float* dlogits, float dloss, const float* logits, co
     float mx;
     double log_sum;
     row_logsumexp(l, V, mx, log_sum);
-    for (int64_t i = 0; i < V; ++i) d[i] += dloss * float(std::exp(double(l[i] - mx) - log_sum));
+    const float shift = float(double(mx) + log_sum);  // p_i = exp(l_i − logsumexp)
+    for (int64_t i = 0; i < V; ++i) d[i] += dloss * std::exp(l[i] - shift);
     d[y] -= dloss;
   });
 }

@@ -74,7 +74,9 @@ void expect_gradients_match(const std::map<std::string, std::vector<float>>& our
     worst = std::max(worst, rel);
     EXPECT_LE(rel, 1e-3) << name << ": ‖Δ‖/‖g‖ = " << rel << " (‖g‖ = " << std::sqrt(norm) << ")";
   }
-  ::testing::Test::RecordProperty("worst_relative_error", std::to_string(worst));
+  std::ostringstream w;
+  w << worst;
+  ::testing::Test::RecordProperty("worst_relative_error", w.str());
 }
 
 class GoldenGradients : public ::testing::TestWithParam<const char*> {};
