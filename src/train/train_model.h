@@ -75,7 +75,8 @@ class TrainModel {
   // Tokens routed to each expert by the last forward: one vector (n_routed_experts) per MoE
   // layer, main layers first then MTP layers.
   const std::vector<std::vector<int64_t>>& expert_counts() const;
-  // The router correction bias of each MoE layer (same order), updated by the trainer.
+  // The router correction bias of each MoE layer (same order), updated by the trainer. Used for
+  // selection only when the config has one (topk_method noaux_tc).
   std::vector<std::vector<float>>& router_biases();
 
   // Views of the current parameters as inference weights (valid while this model lives): F32

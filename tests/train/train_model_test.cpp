@@ -182,6 +182,22 @@ TEST(TrainModel, GradientsIndependentOfThreadsAndRecompute) {
   EXPECT_TRUE(std::isfinite(p.total));
 }
 
+TEST(TrainModel, MtpNormalizerOption) {
+  // The report's 1/T normalizer scales L^1 by (T − 1)/T relative to the mean over valid targets.
+  const ModelConfig c = testing::tiny_v3_config();
+  const int64_t B = 2, T = 6;
+  auto tokens = make_tokens(B, T, c.vocab_size, 8);
+  TrainModelOptions opt{.batch = B, .seq_len = T, .mtp_weight = 0.3};
+  TrainModel mean_valid(c, opt);
+  randomize_model(mean_valid, 3);
+  opt.mtp_report_normalizer = true;
+  TrainModel report(c, opt);
+  randomize_model(report, 3);
+  const double a = mean_valid.evaluate({tokens.data(), B, T}).mtp;
+  const double b = report.evaluate({tokens.data(), B, T}).mtp;
+  EXPECT_NEAR(b, a * double(T - 1) / double(T), 1e-12 * a);
+}
+
 TEST(TrainModel, ExpertCountsCoverEveryAssignment) {
   const ModelConfig c = testing::tiny_v3_config();
   const int64_t B = 2, T = 5;
