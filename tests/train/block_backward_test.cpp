@@ -239,7 +239,10 @@ TEST_P(MoeBackward, Block) {
   std::vector<float> dxn(xn.size());
   blk.set.zero_grad();
   moe_train_backward(dxn.data(), blk.G.layers[1], r.data(), a, blk.P.layers[1], blk.ctx);
-  auto res = check_gradient("moe dxn", xn.data(), dxn.data(), some_indices(N * D, 150, 54), 1e-3f, kAtol, kRtol, loss);
+  // h = 1e-2: a token's perturbation changes its D outputs, whose f32 rounding (~ε·√D per
+  // product, ~2e-6 on the objective) must stay well under atol·2h; routing margins are larger
+  // than the ~1e-3 logit change this causes for all but a few entries (skipped).
+  auto res = check_gradient("moe dxn", xn.data(), dxn.data(), some_indices(N * D, 150, 54), 1e-2f, kAtol, kRtol, loss);
   EXPECT_GT(res.checked, 4 * res.skipped);
   blk.check_params("model.layers.1.mlp.", 8, loss);
 }
