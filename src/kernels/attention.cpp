@@ -33,6 +33,16 @@ float* gemm_scratch(int64_t n) {
 // Query tokens per block of the GEMM path: bounds the score buffer at kQueryBlock·H·capacity.
 constexpr int64_t kQueryBlock = 64;
 
+// Eight partial sums in a fixed order: vectorizable without reassociating one sum.
+float dot8(const float* a, const float* b, int64_t n) {
+  float s[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) s[j] += a[i + j] * b[i + j];
+  for (int j = 0; i < n; ++i, ++j) s[j] += a[i] * b[i];
+  return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+}
+
 }  // namespace
 
 void attention_naive(HeadsView<float> out, float* probs, HeadsView<const float> q, HeadsView<const float> k,
@@ -55,6 +65,38 @@ void attention_naive(HeadsView<float> out, float* probs, HeadsView<const float> 
       float* row = probs + (h * S + s) * T;
       std::copy(p, p + n, row);
       std::fill(row + n, row + T, 0.0f);
+    }
+  });
+}
+
+void attention_naive_backward(HeadsView<float> dq, HeadsView<float> dk, HeadsView<float> dv,
+                              HeadsView<const float> dout, const float* probs, HeadsView<const float> q,
+                              HeadsView<const float> k, HeadsView<const float> v, int64_t S, int64_t T, int64_t H,
+                              int64_t dqk, int64_t dv_dim, int64_t start_pos, float scale) {
+  parallel_for(H, [&](int64_t h) {
+    float* ds = score_scratch(T);
+    for (int64_t s = 0; s < S; ++s) {
+      const int64_t n = start_pos + s + 1;  // visible keys
+      const float* p = probs + (h * S + s) * T;
+      const float* go = dout.at(s, h);
+      double pdp = 0.0;  // Σ_t p_t · dp_t
+      for (int64_t t = 0; t < n; ++t) {
+        ds[t] = dot8(go, v.at(t, h), dv_dim);  // dp_t
+        pdp += double(p[t]) * double(ds[t]);
+      }
+      for (int64_t t = 0; t < n; ++t) ds[t] = scale * p[t] * (ds[t] - float(pdp));
+      float* gq = dq.at(s, h);
+      const float* qs = q.at(s, h);
+      for (int64_t t = 0; t < n; ++t) {
+        const float* kt = k.at(t, h);
+        float* gk = dk.at(t, h);
+        float* gv = dv.at(t, h);
+        for (int64_t j = 0; j < dqk; ++j) {
+          gq[j] += ds[t] * kt[j];
+          gk[j] += ds[t] * qs[j];
+        }
+        for (int64_t j = 0; j < dv_dim; ++j) gv[j] += p[t] * go[j];
+      }
     }
   });
 }
