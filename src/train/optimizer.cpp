@@ -12,6 +12,18 @@ namespace dsv3 {
 
 namespace {
 constexpr int64_t kNormBlock = 1 << 16;  // fixed partial-sum blocks: thread-count independent
+// Below this many elements a tensor is updated by the calling thread: waking a thread team
+// costs more than the update (element-wise, so the result is the same either way).
+constexpr int64_t kMinParallel = 1 << 15;
+
+template <typename F>
+void elementwise_chunks(int64_t n, F&& f) {
+  if (n < kMinParallel) {
+    f(int64_t(0), n);
+  } else {
+    parallel_chunks(n, f);
+  }
+}
 }  // namespace
 
 Result<OptimizerKind> parse_optimizer_kind(const std::string& name) {
@@ -66,7 +78,7 @@ void Optimizer::step(double lr) {
     const int64_t base = t.data - params_.data();
     float* p = t.data;
     const float* g = t.grad;
-    parallel_chunks(t.numel, [&](int64_t b, int64_t e) {
+    elementwise_chunks(t.numel, [&](int64_t b, int64_t e) {
       if (!adamw) {
         for (int64_t i = b; i < e; ++i) p[i] = p[i] * decay - flr * g[i];
         return;
@@ -125,7 +137,9 @@ double clip_grad_norm(ParamSet& params, double norm, double max_norm) {
 
 void scale_grads(ParamSet& params, float factor) {
   float* g = params.grad();
-  parallel_for(params.numel(), [&](int64_t i) { g[i] *= factor; });
+  elementwise_chunks(params.numel(), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) g[i] *= factor;
+  });
 }
 
 }  // namespace dsv3
