@@ -48,6 +48,38 @@ void attention_naive(HeadsView<float> out, float* probs, HeadsView<const float> 
   });
 }
 
+void attention_naive_backward(HeadsView<float> dq, HeadsView<float> dk, HeadsView<float> dv,
+                              HeadsView<const float> dout, const float* probs, HeadsView<const float> q,
+                              HeadsView<const float> k, HeadsView<const float> v, int64_t S, int64_t T, int64_t H,
+                              int64_t dqk, int64_t dv_dim, int64_t start_pos, float scale) {
+  parallel_for(H, [&](int64_t h) {
+    float* ds = score_scratch(T);
+    for (int64_t s = 0; s < S; ++s) {
+      const int64_t n = start_pos + s + 1;  // visible keys
+      const float* p = probs + (h * S + s) * T;
+      const float* go = dout.at(s, h);
+      double pdp = 0.0;  // Σ_t p_t · dp_t
+      for (int64_t t = 0; t < n; ++t) {
+        ds[t] = dot(go, v.at(t, h), dv_dim);  // dp_t
+        pdp += double(p[t]) * double(ds[t]);
+      }
+      for (int64_t t = 0; t < n; ++t) ds[t] = scale * p[t] * (ds[t] - float(pdp));
+      float* gq = dq.at(s, h);
+      const float* qs = q.at(s, h);
+      for (int64_t t = 0; t < n; ++t) {
+        const float* kt = k.at(t, h);
+        float* gk = dk.at(t, h);
+        float* gv = dv.at(t, h);
+        for (int64_t j = 0; j < dqk; ++j) {
+          gq[j] += ds[t] * kt[j];
+          gk[j] += ds[t] * qs[j];
+        }
+        for (int64_t j = 0; j < dv_dim; ++j) gv[j] += p[t] * go[j];
+      }
+    }
+  });
+}
+
 void mla_attention_latent(float* o_lat, const float* q_abs, const float* q_pe, const LatentCacheView& cache,
                           int64_t S, int64_t H, int64_t r, int64_t d_r, int64_t start_pos, float scale) {
   parallel_for(S * H, [&](int64_t i) {

@@ -27,6 +27,16 @@ void attention_naive(HeadsView<float> out, float* probs, HeadsView<const float> 
                      HeadsView<const float> v, int64_t S, int64_t T, int64_t H, int64_t dqk, int64_t dv,
                      int64_t start_pos, float scale);
 
+// Backward of attention_naive (same dims) from its saved probabilities p (H, S, T):
+//   dv_t += Σ_s p_st·dout_s;  ds_st = p_st·(dout_s·v_t − Σ_t' p_st'·dout_s·v_t');
+//   dq_s += scale·Σ_t ds_st·k_t;  dk_t += scale·Σ_s ds_st·q_s.
+// dq (S, H, dqk), dk (T, H, dqk), dv (T, H, dv) ACCUMULATE. Threads split the heads; within a head
+// every sum runs over s then t in order, so results do not depend on the thread count.
+void attention_naive_backward(HeadsView<float> dq, HeadsView<float> dk, HeadsView<float> dv,
+                              HeadsView<const float> dout, const float* probs, HeadsView<const float> q,
+                              HeadsView<const float> k, HeadsView<const float> v, int64_t S, int64_t T, int64_t H,
+                              int64_t dqk, int64_t dv_dim, int64_t start_pos, float scale);
+
 // The latent KV cache of one sequence and one layer, in pages of `page_size` token rows.
 // Row t = pages[t / page_size] + offset + (t % page_size) * row_stride holds [c_kv (r) ; k_pe (d_r)].
 struct LatentCacheView {

@@ -1,8 +1,23 @@
 // A DeepSeek-V3-architecture model for training: f32 master parameters (ParamSet), a forward
 // that saves what backward needs, and a hand-written backward (no autograd), for the step
-// objective of the report: L = L_main + λ·L_MTP + α·Σ_layers L_Bal (spec training §1-2).
+// objective of the report: L = L_main + λ·L_MTP + Σ_layers α·L_Bal (spec training §1-2).
 // The router correction biases are state, not parameters: the trainer updates them after
 // each step with the auxiliary-loss-free rule.
+//
+// Choices where the sources differ (training spec §1.3, §2):
+//  * MTP module k reads (h^{k-1}_i, Emb(t_{i+k})) for i < T − k, runs its layer causally over
+//    those T − k positions (RoPE positions 0..T−k−1) and predicts t_{i+k+1}. h^0 is the main
+//    model's output after model.norm; h^k (k ≥ 1) is module k's output after shared_head.norm,
+//    i.e. always the representation its head reads. Concatenation is [enorm(emb) ; hnorm(h)].
+//  * L^k_MTP is the mean over its B·(T − k) valid targets (Megatron); the report's 1/T
+//    normalizer (a factor (T − k)/T) is available as TrainModelOptions::mtp_report_normalizer.
+//  * The balance loss counts f_i from the unbiased, ungrouped top-K of the affinities s (the
+//    report's equation and Megatron), not from the biased group-limited selection.
+//  * Gradients flow through the selected gate weights into s and the router; the selection
+//    (bias, groups, top-K) is a constant and the bias gets no gradient.
+// Activations are planned for (batch, seq_len) and allocated once at construction; a step may
+// use fewer sequences or shorter ones. Threads split outputs; every reduction over tokens runs
+// in a fixed order, so results are identical for any thread count.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +27,7 @@
 #include "core/status.h"
 #include "model/config.h"
 #include "model/weights.h"
+#include "train/activations.h"
 #include "train/params.h"
 
 namespace dsv3 {
@@ -22,6 +38,7 @@ struct TrainModelOptions {
   double mtp_weight = 0.3;  // λ
   double balance_alpha = 1e-4;  // α of the sequence-wise balance loss (0 disables it)
   bool recompute = false;   // recompute RMSNorm outputs and MLA up-projections in backward
+  bool mtp_report_normalizer = false;  // L^k = Σ/(B·T) as in the report instead of Σ/(B·(T−k))
 };
 
 // tokens (B, T + 1): the model reads tokens[:, 0:T] and predicts tokens[:, 1:T+1].
@@ -61,8 +78,16 @@ class TrainModel {
   // The router correction bias of each MoE layer (same order), updated by the trainer.
   std::vector<std::vector<float>>& router_biases();
 
-  // Views of the current parameters as inference weights (valid while this model lives).
+  // Views of the current parameters as inference weights (valid while this model lives): F32
+  // matrices point into the parameters; norm vectors and router biases are copied now.
   ModelWeights weights_view() const;
+  // Copies (dequantizing) every parameter from loaded weights, and the router correction
+  // biases into router_biases(). Fails on a missing tensor or a shape mismatch.
+  Status load_params_from(const ModelWeights& weights);
+
+  // Bytes of the activation arena and its table (name, bytes) of saved tensors and scratch.
+  int64_t activation_bytes() const;
+  const std::vector<ActivationEntry>& activation_table() const;
 
  private:
   struct Impl;

@@ -1,0 +1,19 @@
+// Softmax cross-entropy over a vocabulary, forward and backward (the loss of every prediction
+// head: main model and MTP modules). Logits are f32; the log-sum-exp runs in double so a row's
+// loss is exact to f32 rounding of its inputs for any vocabulary size.
+#pragma once
+
+#include <cstdint>
+
+namespace dsv3::kernels {
+
+// losses (N) = logsumexp(logits_n) − logits_n[targets_n]; logits (N, V). A row whose target is
+// negative is ignored: its loss is 0. Returns the number of rows that were not ignored.
+int64_t cross_entropy_forward(float* losses, const float* logits, const int32_t* targets, int64_t N, int64_t V);
+
+// dlogits (N, V) += dloss · (softmax(logits_n) − onehot(targets_n)) for every non-ignored row (the
+// gradient of dloss · Σ_n losses_n). dlogits must not alias logits.
+void cross_entropy_backward(float* dlogits, float dloss, const float* logits, const int32_t* targets, int64_t N,
+                            int64_t V);
+
+}  // namespace dsv3::kernels

@@ -1,0 +1,177 @@
+#include "train/activations.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace dsv3 {
+namespace {
+
+// Hands out 64-byte-aligned ranges of a slab; with a null base it only counts (planning pass).
+class Carver {
+ public:
+  Carver(std::byte* base, std::vector<ActivationEntry>* table) : base_(base), table_(table) {}
+  template <typename T>
+  T* take(const std::string& name, int64_t n) {
+    off_ = (off_ + 63) & ~int64_t(63);
+    T* p = base_ != nullptr ? reinterpret_cast<T*>(base_ + off_) : nullptr;
+    const int64_t bytes = std::max<int64_t>(n, 0) * int64_t(sizeof(T));
+    if (table_ != nullptr) table_->push_back({name, bytes});
+    off_ += bytes;
+    return p;
+  }
+  int64_t bytes() const { return off_; }
+
+ private:
+  std::byte* base_;
+  std::vector<ActivationEntry>* table_;
+  int64_t off_ = 0;
+};
+
+// The table: every saved tensor and scratch buffer with its size.
+void plan(Carver& c, const ModelConfig& cfg, int64_t B, int64_t T, int64_t depth, bool recompute, Activations& a) {
+  const int64_t D = cfg.dim, H = cfg.n_heads, dqk = cfg.qk_head_dim(), dn = cfg.qk_nope_head_dim;
+  const int64_t dv = cfg.v_head_dim, dr = cfg.qk_rope_head_dim, rq = cfg.q_lora_rank, rkv = cfg.kv_lora_rank;
+  const int64_t E = cfg.n_routed_experts, K = cfg.n_activated_experts, V = cfg.vocab_size;
+  const int64_t I = cfg.inter_dim, Ie = cfg.moe_inter_dim, Is = cfg.moe_inter_dim * cfg.n_shared_experts;
+  const int64_t N = B * T;
+  auto f32 = [&](const std::string& name, int64_t n) { return c.take<float>(name, n); };
+  auto i32 = [&](const std::string& name, int64_t n) { return c.take<int32_t>(name, n); };
+
+  // [R] tensors: per layer, or one buffer of the largest layer's size shared by all layers.
+  struct Shared {
+    float *attn_xn = nullptr, *cqn = nullptr, *ckv = nullptr, *kvb = nullptr, *k = nullptr, *ffn_xn = nullptr;
+  } shared;
+  if (recompute) {
+    shared.attn_xn = f32("recompute.attn.xn", N * D);
+    if (rq > 0) shared.cqn = f32("recompute.attn.cqn", N * rq);
+    shared.ckv = f32("recompute.attn.ckv", N * rkv);
+    shared.kvb = f32("recompute.attn.kvb", N * H * (dn + dv));
+    shared.k = f32("recompute.attn.k", N * H * dqk);
+    shared.ffn_xn = f32("recompute.ffn.xn", N * D);
+  }
+  auto rec = [&](const std::string& name, int64_t n, float* sh) { return recompute ? sh : f32(name, n); };
+
+  auto layer = [&](const std::string& pre, LayerActs& L, int64_t Tl, bool moe) {
+    const int64_t n = B * Tl;
+    L.rows = n;
+    L.x_in = f32(pre + "x_in", n * D);
+    L.x_mid = f32(pre + "x_mid", n * D);
+    MlaActs& m = L.attn;
+    m.xn = rec(pre + "attn.xn", n * D, shared.attn_xn);
+    m.rstd = f32(pre + "attn.rstd", n);
+    if (rq > 0) {
+      m.cq = f32(pre + "attn.cq", n * rq);
+      m.cqn = rec(pre + "attn.cqn", n * rq, shared.cqn);
+      m.rstd_q = f32(pre + "attn.rstd_q", n);
+    }
+    m.q = f32(pre + "attn.q", n * H * dqk);
+    m.kv = f32(pre + "attn.kv", n * (rkv + dr));
+    m.ckv = rec(pre + "attn.ckv", n * rkv, shared.ckv);
+    m.rstd_kv = f32(pre + "attn.rstd_kv", n);
+    m.kvb = rec(pre + "attn.kvb", n * H * (dn + dv), shared.kvb);
+    m.k = rec(pre + "attn.k", n * H * dqk, shared.k);
+    m.probs = f32(pre + "attn.probs", B * H * Tl * Tl);
+    m.o = f32(pre + "attn.o", n * H * dv);
+    FfnActs& f = L.ffn;
+    f.xn = rec(pre + "ffn.xn", n * D, shared.ffn_xn);
+    f.rstd = f32(pre + "ffn.rstd", n);
+    if (!moe) {
+      f.g = f32(pre + "ffn.g", n * I);
+      f.u = f32(pre + "ffn.u", n * I);
+      return;
+    }
+    f.s = f32(pre + "moe.s", n * E);
+    f.experts = i32(pre + "moe.experts", n * K);
+    f.weights = f32(pre + "moe.weights", n * K);
+    f.order = i32(pre + "moe.order", n * K);
+    f.row_of = i32(pre + "moe.row_of", n * K);
+    f.offsets = c.take<int64_t>(pre + "moe.offsets", E + 1);
+    f.eg = f32(pre + "moe.eg", n * K * Ie);
+    f.eu = f32(pre + "moe.eu", n * K * Ie);
+    f.ey = f32(pre + "moe.ey", n * K * D);
+    f.f = f32(pre + "moe.f", B * E);
+    if (Is > 0) {
+      f.g = f32(pre + "moe.shared.g", n * Is);
+      f.u = f32(pre + "moe.shared.u", n * Is);
+    }
+  };
+
+  a.batch = B;
+  a.seq_len = T;
+  a.tokens = i32("tokens", N);
+  a.targets = i32("targets", N);
+  a.layers.resize(size_t(cfg.n_layers));
+  for (int64_t l = 0; l < cfg.n_layers; ++l)
+    layer(fmt::format("layers.{}.", l), a.layers[size_t(l)], T, cfg.is_moe_layer(l));
+  a.x_final = f32("x_final", N * D);
+  a.h = f32("h", N * D);
+  a.rstd_f = f32("rstd_f", N);
+  a.logits = f32("logits", N * V);
+  a.losses = f32("losses", N);
+  a.dh = f32("dh", N * D);
+  a.mtp.resize(size_t(std::clamp<int64_t>(std::min(depth, T - 1), 0, depth)));
+  for (int64_t k = 1; k <= int64_t(a.mtp.size()); ++k) {
+    MtpActs& m = a.mtp[size_t(k - 1)];
+    const int64_t Tk = T - k, n = B * Tk;
+    const std::string pre = fmt::format("mtp.{}.", k);
+    m.tokens = i32(pre + "tokens", n);
+    m.targets = i32(pre + "targets", n);
+    m.emb = f32(pre + "emb", n * D);
+    m.rstd_e = f32(pre + "rstd_e", n);
+    m.hprev = f32(pre + "hprev", n * D);
+    m.rstd_h = f32(pre + "rstd_h", n);
+    m.cat = f32(pre + "cat", n * 2 * D);
+    layer(pre, m.layer, Tk, cfg.is_moe_layer(cfg.n_layers + k - 1));
+    m.x_out = f32(pre + "x_out", n * D);
+    m.h = f32(pre + "h", n * D);
+    m.rstd_o = f32(pre + "rstd_o", n);
+    m.logits = f32(pre + "logits", n * V);
+    m.losses = f32(pre + "losses", n);
+    m.dh = f32(pre + "dh", n * D);
+  }
+
+  StepScratch& s = a.scratch;
+  const int64_t wide = N * std::max({I, Is, Ie, int64_t(1)});
+  s.y = f32("scratch.y", N * D);
+  s.act = f32("scratch.act", wide);
+  s.xe = f32("scratch.xe", N * D);
+  s.route = f32("scratch.route", N * std::max<int64_t>(E, 1));
+  s.sel = i32("scratch.sel", N * std::max<int64_t>(K, 1));
+  s.dres = f32("grad.dres", N * D);
+  s.dxn = f32("grad.dxn", N * D);
+  s.dq = f32("grad.dq", N * H * dqk);
+  s.dk = f32("grad.dk", N * H * dqk);
+  s.dkvb = f32("grad.dkvb", N * H * (dn + dv));
+  s.dkv = f32("grad.dkv", N * (rkv + dr));
+  s.dckv = f32("grad.dckv", N * rkv);
+  s.dcq = f32("grad.dcq", N * rq);
+  s.dcqn = f32("grad.dcqn", N * rq);
+  s.dout = f32("grad.dout", N * H * dv);
+  s.dg = f32("grad.dg", wide);
+  s.du = f32("grad.du", wide);
+  s.da = f32("grad.da", wide);
+  s.dye = f32("grad.dye", N * D);
+  s.dw = f32("grad.dw", N * std::max<int64_t>(K, 1));
+  s.ds = f32("grad.ds", N * std::max<int64_t>(E, 1));
+  s.dlogit_r = f32("grad.dlogit_r", N * std::max<int64_t>(E, 1));
+  s.dlogits = f32("grad.dlogits", N * V);
+  s.dcat = f32("grad.dcat", N * 2 * D);
+  s.demb = f32("grad.demb", N * D);
+  s.dhprev = f32("grad.dhprev", N * D);
+}
+
+}  // namespace
+
+ActivationArena::ActivationArena(const ModelConfig& cfg, int64_t batch, int64_t seq_len, int64_t mtp_depth,
+                                 bool recompute) {
+  Carver count(nullptr, nullptr);
+  plan(count, cfg, batch, seq_len, mtp_depth, recompute, acts_);
+  bytes_ = count.bytes();
+  slab_.reset(new std::byte[size_t(bytes_ + 64)]);
+  auto base = reinterpret_cast<uintptr_t>(slab_.get());
+  Carver carve(slab_.get() + ((64 - base % 64) % 64), &table_);
+  plan(carve, cfg, batch, seq_len, mtp_depth, recompute, acts_);
+}
+
+}  // namespace dsv3
