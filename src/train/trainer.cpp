@@ -181,6 +181,8 @@ TrainState Trainer::state() const {
   s.tokens_seen = tokens_seen_;
   s.loader = sampler_.state();
   s.options = trainer_options_to_json(opt_);
+  if (extra_options_.is_object())
+    for (auto it = extra_options_.begin(); it != extra_options_.end(); ++it) s.options[it.key()] = it.value();
   return s;
 }
 

@@ -69,6 +69,8 @@ class Trainer {
 
   // Loads a checkpoint directory (validated) and continues from its step.
   Status resume(const std::string& checkpoint_dir);
+  // Extra keys saved in state.json "options" (e.g. the data directory), ignored by the loop.
+  void set_extra_options(const Json& extra) { extra_options_ = extra; }
   // Runs until options.steps; returns the first error (I/O, non-finite loss).
   Status run();
 
@@ -99,6 +101,7 @@ class Trainer {
   int64_t tokens_seen_ = 0;
   std::vector<int32_t> tokens_;
   std::vector<StepRecord> history_;
+  Json extra_options_;
   Json last_json_;  // the metrics record of the step in progress
   FILE* metrics_ = nullptr;
 };
