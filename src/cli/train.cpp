@@ -126,8 +126,8 @@ RunFn setup_train(CLI::App& app) {
       config_json = *cj;
       int saved_threads = int(st->options.value("threads", 0));
       if (saved_threads != num_threads())
-        std::printf("note: the run was saved with %d threads, now %d: results stay valid but are no longer "
-                    "bit-identical to an uninterrupted run\n",
+        std::printf("note: the run was saved with %d threads, now %d: bit-identity with an uninterrupted run "
+                    "is only guaranteed for the same thread count\n",
                     saved_threads, num_threads());
     } else {
       Result<std::string> cj = read_text_file(o->config);
