@@ -48,7 +48,7 @@ class OneThread : public ::testing::Test {
 using RouterBackward = OneThread;
 
 TEST_F(RouterBackward, AffinitiesAndGateWeights) {
-  for (const ModelConfig& cfg : {testing::tiny_v3_config(), testing::tiny_v2_lite_config()}) {
+  for (const ModelConfig& cfg : {testing::odd_shapes_v3_config(), testing::odd_shapes_v2_lite_config()}) {
     const RouterConfig rc = RouterConfig::from(cfg);
     const int64_t T = 6, E = rc.n_experts, K = rc.top_k;
     auto logits = random_vector(T * E, 21);
@@ -162,7 +162,7 @@ struct Block {
 using BlockBackward = OneThread;
 
 TEST_F(BlockBackward, ExpertMlp) {
-  Block blk(testing::tiny_v3_config(), 1, 6, 0.0);
+  Block blk(testing::odd_shapes_v3_config(), 1, 6, 0.0);
   const MlpParams& p = blk.P.layers[1].experts[2];
   const MlpParams& g = blk.G.layers[1].experts[2];
   const int64_t N = 6, D = blk.cfg.dim, I = p.inter;
@@ -184,7 +184,7 @@ TEST_F(BlockBackward, ExpertMlp) {
 class MlaBackward : public OneThread, public ::testing::WithParamInterface<int> {};
 
 TEST_P(MlaBackward, Block) {
-  const ModelConfig cfg = GetParam() == 0 ? testing::tiny_v3_config() : testing::tiny_v2_lite_config();
+  const ModelConfig cfg = GetParam() == 0 ? testing::odd_shapes_v3_config() : testing::odd_shapes_v2_lite_config();
   const int64_t B = 2, T = 5;
   Block blk(cfg, B, T, 0.0);
   const int64_t N = B * T, D = cfg.dim;
@@ -210,7 +210,7 @@ INSTANTIATE_TEST_SUITE_P(Configs, MlaBackward, ::testing::Values(0, 1));
 class MoeBackward : public OneThread, public ::testing::WithParamInterface<int> {};
 
 TEST_P(MoeBackward, Block) {
-  const ModelConfig cfg = GetParam() == 0 ? testing::tiny_v3_config() : testing::tiny_v2_lite_config();
+  const ModelConfig cfg = GetParam() == 0 ? testing::odd_shapes_v3_config() : testing::odd_shapes_v2_lite_config();
   const int64_t B = 2, T = 5;
   Block blk(cfg, B, T, 0.05);
   const int64_t N = B * T, D = cfg.dim, K = cfg.n_activated_experts;

@@ -86,7 +86,7 @@ double inference_loss(const LoadedModel& m, const std::vector<int32_t>& tokens, 
 class ExportRoundTrip : public ::testing::Test {
  protected:
   void SetUp() override {
-    cfg_ = testing::tiny_v3_config();
+    cfg_ = testing::odd_shapes_v3_config();
     model_ = std::make_unique<TrainModelAdapter>(cfg_, TrainModelOptions{.batch = B, .seq_len = T, .mtp_weight = 0.3,
                                                                          .balance_alpha = 0.0});
     testing::randomize_model(model_->model(), 11);

@@ -32,7 +32,7 @@ class ModelBackward : public ::testing::TestWithParam<Case> {};
 TEST_P(ModelBackward, EveryTensor) {
   const int threads = num_threads();
   set_num_threads(1);
-  const ModelConfig cfg = GetParam().config == 0 ? testing::tiny_v3_config() : testing::tiny_v2_lite_config();
+  const ModelConfig cfg = GetParam().config == 0 ? testing::odd_shapes_v3_config() : testing::odd_shapes_v2_lite_config();
   const int64_t B = 2, T = 6;
   TrainModel model(cfg, {.batch = B, .seq_len = T, .mtp_weight = 0.5, .balance_alpha = 0.05,
                          .recompute = GetParam().recompute});

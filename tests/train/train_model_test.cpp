@@ -73,7 +73,7 @@ InferenceLosses inference_losses(const ModelConfig& cfg, const ModelWeights& w, 
 
 class TrainVsInference : public ::testing::TestWithParam<int> {
  protected:
-  ModelConfig cfg() const { return GetParam() == 0 ? testing::tiny_v3_config() : testing::tiny_v2_lite_config(); }
+  ModelConfig cfg() const { return GetParam() == 0 ? testing::odd_shapes_v3_config() : testing::odd_shapes_v2_lite_config(); }
 };
 
 TEST_P(TrainVsInference, LossEqualsInferenceCrossEntropy) {
@@ -96,7 +96,7 @@ TEST_P(TrainVsInference, LossEqualsInferenceCrossEntropy) {
 INSTANTIATE_TEST_SUITE_P(Configs, TrainVsInference, ::testing::Values(0, 1));
 
 TEST(TrainModel, ParamNamesFollowTheCheckpoint) {
-  const ModelConfig c = testing::tiny_v3_config();
+  const ModelConfig c = testing::odd_shapes_v3_config();
   TrainModel model(c, {.batch = 1, .seq_len = 4});
   const auto& t = model.params().tensors();
   EXPECT_EQ(t.front().name, "model.embed_tokens.weight");
@@ -119,7 +119,7 @@ TEST(TrainModel, ParamNamesFollowTheCheckpoint) {
 }
 
 TEST(TrainModel, LoadParamsFromWeights) {
-  const ModelConfig c = testing::tiny_v3_config();
+  const ModelConfig c = testing::odd_shapes_v3_config();
   // FP8 weights with block scales: loading dequantizes exactly as WeightMatrix::at does.
   RandomWeights rw(c, {.dtype = DType::F8_E4M3, .seed = 5});
   TrainModel model(c, {.batch = 1, .seq_len = 4});
@@ -147,7 +147,7 @@ std::vector<float> grads_of(TrainModel& model, const std::vector<int32_t>& token
 }
 
 TEST(TrainModel, GradientsIndependentOfThreadsAndRecompute) {
-  const ModelConfig c = testing::tiny_v3_config();
+  const ModelConfig c = testing::odd_shapes_v3_config();
   const int64_t B = 3, T = 7;
   auto tokens = make_tokens(B, T, c.vocab_size, 11);
   TrainModelOptions opt{.batch = B, .seq_len = T, .mtp_weight = 0.3, .balance_alpha = 0.01};
@@ -184,7 +184,7 @@ TEST(TrainModel, GradientsIndependentOfThreadsAndRecompute) {
 
 TEST(TrainModel, MtpNormalizerOption) {
   // The report's 1/T normalizer scales L^1 by (T − 1)/T relative to the mean over valid targets.
-  const ModelConfig c = testing::tiny_v3_config();
+  const ModelConfig c = testing::odd_shapes_v3_config();
   const int64_t B = 2, T = 6;
   auto tokens = make_tokens(B, T, c.vocab_size, 8);
   TrainModelOptions opt{.batch = B, .seq_len = T, .mtp_weight = 0.3};
@@ -199,7 +199,7 @@ TEST(TrainModel, MtpNormalizerOption) {
 }
 
 TEST(TrainModel, ExpertCountsCoverEveryAssignment) {
-  const ModelConfig c = testing::tiny_v3_config();
+  const ModelConfig c = testing::odd_shapes_v3_config();
   const int64_t B = 2, T = 5;
   TrainModel model(c, {.batch = B, .seq_len = T, .mtp_weight = 0.3});
   randomize_model(model, 4);
