@@ -24,7 +24,7 @@
 // No requantization anywhere in these GEMMs: W is quantized once (128x128) and used by both Fprop
 // and Dgrad; transposing codes is exact.
 //
-// Threads: the output is split by column blocks (parallel_for); each element is computed by one
+// Threads: the output is split into tiles (parallel_for); each element is computed by one
 // thread in the order above, so results are identical for any thread count.
 #pragma once
 
