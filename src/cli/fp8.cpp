@@ -27,7 +27,7 @@ int run_study(const StudyOpts& o) {
                                .align_with_accumulator = o.align_with_accumulator,
                                .dist = o.dist == "uniform" ? kernels::StudyDist::kUniform : kernels::StudyDist::kNormal,
                                .seed = o.seed};
-  nlohmann::json rows = nlohmann::json::array();
+  nlohmann::ordered_json rows = nlohmann::ordered_json::array();
   if (!o.json) {
     fmt::print("FP8 GEMM accumulation study: x ({0}, K) x W ({0}, K)^T, entries {1}, E4M3 1x128 / 128x128,\n"
                "accumulator {2} significant bits (truncating), groups of 32 aligned to their max exponent{3};\n"
