@@ -327,8 +327,8 @@ void fp8_gemm_emulated(float* C, const Fp8Lhs& a, const Fp8Rhs& b, const Limited
       float acc32 = 0.0f;
       for (int64_t k0 = 0; k0 < K; k0 += spec.group) {
         const int64_t k1 = std::min(K, k0 + spec.group), kb = k0 / kFp8Group;
-        // Products are exact in double: 4x4 significant bits (promote), or with the f32 scales
-        // folded in, 4+24 bits per factor (the unpromoted path: still exact to 2^-53).
+        // Products in double: exact for codes (4x4 significant bits, promoted path); with the f32
+        // scales folded in (unpromoted path) one rounding at 2^-53, far below the 2^-14 modelled.
         int emax = spec.align_with_accumulator && acc != 0.0 ? std::ilogb(acc) : INT32_MIN;
         for (int64_t k = k0; k < k1; ++k) {
           double p = double(lut[a.q[m * K + k]]) * double(lut[b.q[k * N + n]]);
