@@ -141,9 +141,10 @@ TEST(Fp8Gemm, SameBitsForOneAndTwoThreads) {
 //   in-chunk FMA chain of kc <= 128 exact products (the first is exact): error <= γ_127 · S_chunk
 //   sA·sB rounded once: factor (1 + u); the promotion FMA chain over nkb chunks: γ_nkb
 //   => |C - R| <= γ_(129 + nkb) · S,  γ_n = n·u / (1 - n·u).
-// calc_diff = ‖C - R‖² / (‖C‖² + ‖R‖²) <= Σ bound² / Σ R². For N(0,1) data S ~ 0.64·K and
-// |R| ~ √K, so the bound is ~(γ · 0.64 · √K)², ~1e-10 at K = 512 and ~3e-9 at K = 4096: within the
-// spec's "1e-8 or less". The actual value, with rounding errors of random sign, is ~1e-14.
+// calc_diff = ‖C - R‖² / (‖C‖² + ‖R‖²) <= Σ bound² / Σ R². For plain N(0,1) data S ~ 0.64·K and
+// |R| ~ √K, so this worst case is ~(γ · 0.64 · √K)²: 1.3e-8 at K = 512, 1.5e-7 at K = 4096 (the
+// spec's "1e-8 or less"); on the outlier data below it is 8e-11 ... 2.6e-9. The actual value, with
+// rounding errors of random sign, is ~1e-14, hence the second, fixed threshold.
 TEST(Fp8Gemm, WithinDerivedBoundOfDequantizedF64) {
   const double u = std::ldexp(1.0, -24);
   for (const Shape& sh : {Shape{64, 96, 512}, Shape{33, 130, 1000}, Shape{16, 16, 4096}}) {
