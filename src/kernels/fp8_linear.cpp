@@ -1,0 +1,106 @@
+// The FP8 and BF16 recipes of one Linear layer: quantize or round the operands, then the GEMMs of
+// fp8_gemm.h. See fp8_linear.h for the contract.
+#include "kernels/fp8_linear.h"
+
+#include "core/check.h"
+#include "core/numeric.h"
+#include "core/parallel_for.h"
+
+namespace dsv3::kernels {
+namespace {
+
+template <typename T>
+T* grow(std::vector<T>& v, int64_t n) {
+  if (int64_t(v.size()) < n) v.resize(size_t(n));
+  return v.data();
+}
+
+void round_bf16(float* out, const float* in, int64_t n) {
+  parallel_chunks(n, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) out[i] = round_to_bf16(in[i]);
+  });
+}
+
+// out (cols, rows) = in (rows, cols)ᵀ, optionally rounded to BF16.
+void transpose_f32(float* out, const float* in, int64_t rows, int64_t cols, bool to_bf16) {
+  constexpr int64_t kTile = 32;
+  parallel_for((cols + kTile - 1) / kTile, [&](int64_t cb) {
+    const int64_t c0 = cb * kTile, c1 = std::min(cols, c0 + kTile);
+    for (int64_t r0 = 0; r0 < rows; r0 += kTile) {
+      const int64_t r1 = std::min(rows, r0 + kTile);
+      for (int64_t c = c0; c < c1; ++c)
+        for (int64_t r = r0; r < r1; ++r) {
+          const float v = in[r * cols + c];
+          out[c * rows + r] = to_bf16 ? round_to_bf16(v) : v;
+        }
+    }
+  });
+}
+
+void maybe_round_output(float* y, int64_t n, const LinearRecipe& recipe) {
+  if (recipe.bf16_outputs) round_bf16(y, y, n);
+}
+
+}  // namespace
+
+void linear_prepare_weight(LinearWeight& wc, const float* W, int64_t N, int64_t K, const LinearRecipe& recipe) {
+  wc.N = N;
+  wc.K = K;
+  if (recipe.precision == LinearPrecision::kFp8) {
+    quantize_128x128(grow(wc.q, N * K), grow(wc.s, fp8_groups(N) * fp8_groups(K)), W, N, K, recipe.scale_fmt);
+    transpose_codes(grow(wc.qt, N * K), wc.q.data(), N, K);
+  } else {
+    round_bf16(grow(wc.w, N * K), W, N * K);
+    transpose_f32(grow(wc.wt, N * K), W, N, K, true);
+  }
+}
+
+void linear_forward(float* y, LinearSaved& saved, const float* x, int64_t T, const LinearWeight& wc,
+                    const LinearRecipe& recipe) {
+  const int64_t N = wc.N, K = wc.K;
+  saved.T = T;
+  saved.K = K;
+  if (recipe.precision == LinearPrecision::kFp8) {
+    quantize_1x128(grow(saved.q, T * K), grow(saved.s, T * fp8_groups(K)), x, T, K, K, recipe.scale_fmt);
+    fp8_fprop(y, Fp8Lhs{saved.q.data(), saved.s.data(), T, K}, wc.fp8_view());
+  } else {
+    round_bf16(grow(saved.x16, T * K), x, T * K);
+    bf16_gemm(y, N, saved.x16.data(), wc.wt.data(), T, N, K, false);
+  }
+  maybe_round_output(y, T * N, recipe);
+}
+
+void linear_backward(float* dx, float* dw, const float* dy, int64_t T, const LinearSaved& saved,
+                     const LinearWeight& wc, LinearScratch& scratch, const LinearRecipe& recipe) {
+  const int64_t N = wc.N, K = wc.K;
+  DSV3_CHECK(saved.T == T && saved.K == K, "linear_backward: saved input is ({}, {}), expected ({}, {})", saved.T,
+             saved.K, T, K);
+  if (recipe.precision == LinearPrecision::kFp8) {
+    if (dx != nullptr) {
+      quantize_1x128(grow(scratch.dy_q, T * N), grow(scratch.dy_s, T * fp8_groups(N)), dy, T, N, N,
+                     recipe.scale_fmt);
+      fp8_dgrad(dx, Fp8Lhs{scratch.dy_q.data(), scratch.dy_s.data(), T, N}, wc.fp8_view());
+      maybe_round_output(dx, T * K, recipe);
+    }
+    if (dw != nullptr) {
+      quantize_128x1_transposed(grow(scratch.dyt_q, N * T), grow(scratch.dyt_s, N * fp8_groups(T)), dy, T, N, N,
+                                recipe.scale_fmt);
+      requantize_1x128_to_128x1(grow(scratch.x_q, T * K), grow(scratch.x_s, fp8_groups(T) * K), saved.q.data(),
+                                saved.s.data(), T, K, recipe.scale_fmt);
+      fp8_wgrad(dw, Fp8Lhs{scratch.dyt_q.data(), scratch.dyt_s.data(), N, T},
+                col_tiles_rhs(scratch.x_q.data(), scratch.x_s.data(), T, K));
+    }
+  } else {
+    if (dx != nullptr) {
+      round_bf16(grow(scratch.dy16, T * N), dy, T * N);
+      bf16_gemm(dx, K, scratch.dy16.data(), wc.w.data(), T, K, N, false);
+      maybe_round_output(dx, T * K, recipe);
+    }
+    if (dw != nullptr) {
+      transpose_f32(grow(scratch.dyt16, N * T), dy, T, N, true);
+      bf16_gemm(dw, K, scratch.dyt16.data(), saved.x16.data(), N, K, T, true);
+    }
+  }
+}
+
+}  // namespace dsv3::kernels
