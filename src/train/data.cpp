@@ -88,8 +88,7 @@ class ShardWriter {
   Status flush() {
     if (buf_.empty()) return Status::ok();
     std::string name = fmt::format("{}-{:05d}.tok", prefix_, shards_.size());
-    std::vector<uint8_t> bytes(kHeaderBytes + buf_.size() * size_t(bpt_));
-    uint8_t* h = bytes.data();
+    uint8_t h[kHeaderBytes];
     std::memcpy(h, kMagic, 8);
     uint32_t version = kShardVersion, bpt = uint32_t(bpt_);
     uint64_t count = buf_.size(), reserved = 0;
@@ -97,22 +96,32 @@ class ShardWriter {
     std::memcpy(h + 12, &bpt, 4);
     std::memcpy(h + 16, &count, 8);
     std::memcpy(h + 24, &reserved, 8);
-    uint8_t* p = h + kHeaderBytes;
-    for (size_t i = 0; i < buf_.size(); ++i) {
-      if (bpt_ == 2) {
-        uint16_t v = uint16_t(buf_[i]);
-        std::memcpy(p + 2 * i, &v, 2);
-      } else {
-        std::memcpy(p + 4 * i, &buf_[i], 4);
+    AtomicFileWriter w;
+    DSV3_TRY(w.open((fs::path(dir_) / name).string()));
+    DSV3_TRY(w.write(h, kHeaderBytes));
+    uint32_t crc = crc32_update(0, h, kHeaderBytes);
+    // Narrow and write in 64K-token pieces: no second copy of the shard in memory.
+    std::vector<uint8_t> piece;
+    for (size_t begin = 0; begin < buf_.size(); begin += size_t(1) << 16) {
+      const size_t end = std::min(buf_.size(), begin + (size_t(1) << 16));
+      piece.resize((end - begin) * size_t(bpt_));
+      for (size_t i = begin; i < end; ++i) {
+        if (bpt_ == 2) {
+          uint16_t v = uint16_t(buf_[i]);
+          std::memcpy(&piece[(i - begin) * 2], &v, 2);
+        } else {
+          std::memcpy(&piece[(i - begin) * 4], &buf_[i], 4);
+        }
       }
+      DSV3_TRY(w.write(piece.data(), piece.size()));
+      crc = crc32_update(crc, piece.data(), piece.size());
     }
-    DSV3_TRY(write_file_atomic((fs::path(dir_) / name).string(),
-                               std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size())));
+    DSV3_TRY(w.commit());
     Json s;
     s["file"] = name;
     s["tokens"] = count;
-    s["bytes"] = bytes.size();
-    s["crc32"] = crc32_update(0, bytes.data(), bytes.size());
+    s["bytes"] = kHeaderBytes + count * uint64_t(bpt_);
+    s["crc32"] = crc;
     shards_.push_back(std::move(s));
     tokens_ += int64_t(count);
     buf_.clear();

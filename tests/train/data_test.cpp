@@ -136,6 +136,22 @@ TEST(Data, Uint32ShardsForLargeVocabularies) {
   EXPECT_FALSE(ds->check_vocab(1000).is_ok());
 }
 
+TEST(Data, ShardsLargerThanOneWritePiece) {
+  // 100000 bytes: the writer narrows and writes 65536 tokens at a time.
+  TempDir dir("data");
+  std::string doc(100000, 'a');
+  for (size_t i = 0; i < doc.size(); ++i) doc[i] = char('a' + (i * 7919) % 26);
+  std::string txt = dir.write("big.txt", doc);
+  ASSERT_TRUE(prepare_dataset(options(dir), {txt}, byte_tokens).is_ok());
+  Result<TokenDataset> ds = TokenDataset::open(dir / "data");
+  ASSERT_TRUE(ds.is_ok()) << ds.message();
+  ASSERT_EQ(ds->train().tokens(), 100001);
+  std::vector<int32_t> w(4);
+  ds->train().read_window(65534 / 3, 3, w.data());  // tokens 65532..65535 (stride 3)
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(w[size_t(i)], int32_t(uint8_t(doc[size_t(65532 + i)])));
+  EXPECT_EQ(all_tokens(ds->train()).back(), 256);
+}
+
 TEST(Data, CorruptAndTruncatedShardsAreRejected) {
   TempDir dir("data");
   std::string txt = dir.write("a.txt", "some words here\n\nand more words\n");
