@@ -11,6 +11,8 @@ case "$kind" in
   asan)    dir=build-asan; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DDSV3_SANITIZE=ON -DDSV3_BENCH=OFF) ;;
   *) echo "unknown build kind: $kind" >&2; exit 2 ;;
 esac
-[ "${CI:-}" = "true" ] && flags+=(-DDSV3_WERROR=ON)
+# Warnings are errors in CI for the Release build; sanitizer builds make GCC emit false
+# -Wmaybe-uninitialized positives inside the standard library, so they only warn.
+if [ "${CI:-}" = "true" ] && [ "$kind" = release ]; then flags+=(-DDSV3_WERROR=ON); fi
 cmake -S . -B "$dir" "${flags[@]}" >/dev/null
 cmake --build "$dir" -j"$jobs"
