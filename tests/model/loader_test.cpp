@@ -25,25 +25,6 @@ int64_t numel(const std::vector<int64_t>& shape) {
 }
 
 // Element (r, c) of a loaded matrix in f32 (FP8: q · block scale), the test's own decoder.
-float element(const WeightMatrix& w, int64_t r, int64_t c) {
-  const uint8_t* p = static_cast<const uint8_t*>(w.data) + size_t(r * w.cols + c) * dtype_size(w.dtype);
-  switch (w.dtype) {
-    case DType::F32: {
-      float f;
-      std::memcpy(&f, p, 4);
-      return f;
-    }
-    case DType::BF16: {
-      uint16_t b;
-      std::memcpy(&b, p, 2);
-      return bf16_to_f32(b);
-    }
-    case DType::F8_E4M3:
-      return e4m3_to_f32(*p) * w.scale_inv[(w.scale_row_offset + r) / 128 * w.scale_cols() + c / 128];
-    default: ADD_FAILURE() << "unexpected dtype"; return 0;
-  }
-}
-
 void expect_load_error(const std::string& dir, std::initializer_list<std::string> fragments) {
   auto m = load_model(dir);
   ASSERT_FALSE(m.is_ok()) << "loaded a bad checkpoint in " << dir;
@@ -143,7 +124,7 @@ TEST(LoaderTest, LoadsEveryTestConfigInEveryDtype) {
       for (int64_t i = 0; i < wm->rows * wm->cols; ++i) amax = std::max(amax, std::fabs(v[i]));
       for (int64_t r = 0; r < wm->rows; r += 7) {
         for (int64_t col = 0; col < wm->cols; col += 5) {
-          float want = v[r * wm->cols + col], got = element(*wm, r, col);
+          float want = v[r * wm->cols + col], got = wm->at(r, col);
           float tol = wm->dtype == DType::F32    ? 0.0f
                       : wm->dtype == DType::BF16 ? std::fabs(want) * 0x1p-8f
                                                  : std::fabs(want) * 0x1p-4f + amax / 448 * 0x1p-9f;
@@ -261,7 +242,7 @@ TEST(LoaderTest, MisalignedTensorsAreCopied) {
   auto m = load_model(dir);
   ASSERT_TRUE(m.is_ok()) << m.message();
   EXPECT_TRUE(m->aligned_copies.empty());
-  float want = element(m->weights.layers[1].attn.wo, 5, 7);
+  float want = m->weights.layers[1].attn.wo.at(5, 7);
   float want_norm = m->weights.norm[3];
   // ... but the format allows any header length: one more space shifts all data by one byte.
   std::string path = dir + "/model.safetensors";
@@ -278,7 +259,7 @@ TEST(LoaderTest, MisalignedTensorsAreCopied) {
   EXPECT_FALSE(m2->aligned_copies.empty());
   const WeightMatrix& wo = m2->weights.layers[1].attn.wo;
   EXPECT_EQ(reinterpret_cast<uintptr_t>(wo.data) % 4, 0u);
-  EXPECT_EQ(element(wo, 5, 7), want);
+  EXPECT_EQ(wo.at(5, 7), want);
   EXPECT_EQ(m2->weights.norm[3], want_norm);
 }
 

@@ -2,7 +2,9 @@
 // not a power of two, v_head_dim != qk_nope_head_dim, dims not multiples of 128 or of 8).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
 #include "model/config.h"
@@ -66,6 +68,20 @@ inline double max_err_over_std(const std::vector<float>& a, const std::vector<fl
     err = std::max(err, std::fabs(double(a[i]) - double(b[i])));
   }
   return err / std::sqrt(var / double(b.size()));
+}
+
+// Mean cross-entropy of logits (n, V) against targets, in double: the reference loss.
+inline double mean_cross_entropy(const float* logits, const int32_t* targets, int64_t n, int64_t V) {
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float* l = logits + i * V;
+    double mx = l[0];
+    for (int64_t v = 1; v < V; ++v) mx = std::max(mx, double(l[v]));
+    double se = 0.0;
+    for (int64_t v = 0; v < V; ++v) se += std::exp(double(l[v]) - mx);
+    sum += std::log(se) + mx - double(l[targets[i]]);
+  }
+  return sum / double(n);
 }
 
 }  // namespace dsv3::testing

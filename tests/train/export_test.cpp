@@ -53,18 +53,6 @@ TEST(Export, E4M3BlocksByHand) {
   }
 }
 
-double mean_ce(const float* logits, const int32_t* targets, int64_t n, int64_t V) {
-  double sum = 0.0;
-  for (int64_t i = 0; i < n; ++i) {
-    const float* l = logits + i * V;
-    double mx = l[0];
-    for (int64_t v = 1; v < V; ++v) mx = std::max(mx, double(l[v]));
-    double se = 0.0;
-    for (int64_t v = 0; v < V; ++v) se += std::exp(double(l[v]) - mx);
-    sum += std::log(se) + mx - double(l[targets[i]]);
-  }
-  return sum / double(n);
-}
 
 // Main-model loss of (B, T+1) tokens from inference logits of a loaded model.
 double inference_loss(const LoadedModel& m, const std::vector<int32_t>& tokens, int64_t B, int64_t T) {
@@ -78,7 +66,7 @@ double inference_loss(const LoadedModel& m, const std::vector<int32_t>& tokens, 
     std::vector<float> logits(size_t(T * V));
     SeqChunk chunk{&cache, seq, T};
     EXPECT_TRUE(model.forward({&chunk, 1}, logits.data(), {AttentionPath::Naive, true}).is_ok());
-    loss += mean_ce(logits.data(), seq + 1, T, V) / double(B);
+    loss += testing::mean_cross_entropy(logits.data(), seq + 1, T, V) / double(B);
   }
   return loss;
 }

@@ -27,19 +27,6 @@ namespace {
 using testing::make_tokens;
 using testing::randomize_model;
 
-// Mean cross-entropy of logits (n, V) against targets.
-double mean_ce(const float* logits, const int32_t* targets, int64_t n, int64_t V) {
-  double sum = 0.0;
-  for (int64_t i = 0; i < n; ++i) {
-    const float* l = logits + i * V;
-    double mx = l[0];
-    for (int64_t v = 1; v < V; ++v) mx = std::max(mx, double(l[v]));
-    double se = 0.0;
-    for (int64_t v = 0; v < V; ++v) se += std::exp(double(l[v]) - mx);
-    sum += std::log(se) + mx - double(l[targets[i]]);
-  }
-  return sum / double(n);
-}
 
 struct InferenceLosses {
   double main = 0, mtp = 0;
@@ -58,7 +45,7 @@ InferenceLosses inference_losses(const ModelConfig& cfg, const ModelWeights& w, 
     std::vector<float> logits(size_t(T * V));
     SeqChunk chunk{&cache, seq, T};
     EXPECT_TRUE(model.forward({&chunk, 1}, logits.data(), {AttentionPath::Naive, true}).is_ok());
-    out.main += mean_ce(logits.data(), seq + 1, T, V) / double(B);
+    out.main += testing::mean_cross_entropy(logits.data(), seq + 1, T, V) / double(B);
     if (cfg.n_mtp_layers == 0 || T < 2) continue;
     std::vector<float> h(model.final_hidden(), model.final_hidden() + (T - 1) * cfg.dim);
     KvPool mpool(model.mtp_cache_layers(), model.cache_row_dim(), 16, 16);
@@ -66,7 +53,7 @@ InferenceLosses inference_losses(const ModelConfig& cfg, const ModelWeights& w, 
     SeqChunk mchunk{&mcache, seq + 1, T - 1};
     std::vector<float> mlogits(size_t((T - 1) * V));
     EXPECT_TRUE(model.mtp_forward(0, {&mchunk, 1}, h.data(), mlogits.data(), {AttentionPath::Naive, true}).is_ok());
-    out.mtp += mean_ce(mlogits.data(), seq + 2, T - 1, V) / double(B);
+    out.mtp += testing::mean_cross_entropy(mlogits.data(), seq + 2, T - 1, V) / double(B);
   }
   return out;
 }
