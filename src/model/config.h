@@ -26,7 +26,7 @@ struct YarnConfig {
 };
 
 struct ModelConfig {
-  std::string model_type;  // "deepseek_v3" or "deepseek_v2"
+  std::string model_type;  // "deepseek_v3", "deepseek_v2" or "kimi_k2"
   int64_t vocab_size = 0;
   int64_t dim = 0;            // hidden_size
   int64_t inter_dim = 0;      // intermediate_size (dense MLP)
@@ -72,7 +72,14 @@ struct ModelConfig {
 
 // Parses and validates the text of a Hugging Face config.json.
 Result<ModelConfig> parse_model_config(const std::string& json_text);
+// Same; `source` (the file name) prefixes every error message.
+Result<ModelConfig> parse_model_config(const std::string& json_text, const std::string& source);
 // Reads DIR/config.json (or a path to a .json file).
 Result<ModelConfig> load_model_config(const std::string& path);
+// A Hugging Face config.json equivalent to `cfg`: parse_model_config(model_config_to_json(c))
+// gives back c. Used by checkpoint export and by tests that write checkpoints.
+std::string model_config_to_json(const ModelConfig& cfg);
+// Checks the invariants parse_model_config guarantees (for configs built in code).
+Status validate_model_config(const ModelConfig& cfg, const std::string& source);
 
 }  // namespace dsv3
