@@ -161,14 +161,14 @@ HttpServer::HttpServer(Engine& engine, Metrics& metrics, HttpOptions opt)
   });
   // httplib's own errors (404 unknown route, 413 body too large, 400 bad request line) become
   // OpenAI error objects too; responses that already carry a body are left alone.
-  svr.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+  svr.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty() || res.status < 400) return httplib::Server::HandlerResponse::Unhandled;
     ApiError e{res.status, fmt::format("HTTP {}", res.status), "invalid_request_error", "", ""};
     if (res.status == 404) e = {404, fmt::format("no route for {} {}", req.method, req.path), "invalid_request_error", "", "not_found"};
     if (res.status == 413) e = {413, "the request body is too large", "invalid_request_error", "", "payload_too_large"};
     send_error(res, e);
     return httplib::Server::HandlerResponse::Handled;
-  });
+  }));
   svr.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
     send_error(res, {500, "internal error", "server_error", "", ""});
   });

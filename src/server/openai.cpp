@@ -74,29 +74,19 @@ std::optional<ApiError> parse_messages(const Json& j, std::vector<ChatMessage>& 
     if (!text)
       return bad(where + ".content", fmt::format("'{}.content' must be a string or an array of text parts", where),
                  "invalid_type");
-    out.push_back({role == "developer" ? "system" : role, std::move(*text)});
+    ChatMessage msg;
+    msg.role = role == "developer" ? "system" : role;
+    msg.content = std::move(*text);
+    out.push_back(std::move(msg));
   }
   return std::nullopt;
 }
 
 }  // namespace
 
-std::string render_chat(const std::vector<ChatMessage>& messages, const Tokenizer& tok) {
-  std::string out;
-  if (tok.bos_id() >= 0) out += tok.id_to_token(tok.bos_id()).value_or("");
-  const std::string eos = tok.eos_id() >= 0 ? tok.id_to_token(tok.eos_id()).value_or("") : "";
-  bool first_system = true;
-  for (const auto& m : messages) {
-    if (m.role != "system") continue;
-    if (!first_system) out += "\n\n";
-    out += m.content;
-    first_system = false;
-  }
-  for (const auto& m : messages) {
-    if (m.role == "user") out += "<｜User｜>" + m.content;
-    if (m.role == "assistant") out += "<｜Assistant｜>" + m.content + eos;
-  }
-  return out + "<｜Assistant｜>";
+std::vector<int32_t> chat_prompt_tokens(const std::vector<ChatMessage>& messages, const Tokenizer& tok) {
+  return tok.encode(render_chat(messages, /*add_generation_prompt=*/true, ChatTemplateTokens::for_tokenizer(tok)),
+                    /*add_bos=*/false);
 }
 
 Parsed<CompletionRequest> parse_completion_request(const std::string& body, bool chat, const Tokenizer& tok,
@@ -117,7 +107,7 @@ Parsed<CompletionRequest> parse_completion_request(const std::string& body, bool
 
   if (chat) {
     if (auto e = parse_messages(j, r.messages)) return *e;
-    r.gen.prompt = tok.encode(render_chat(r.messages, tok), /*add_bos=*/false);
+    r.gen.prompt = chat_prompt_tokens(r.messages, tok);
   } else {
     auto p = j.find("prompt");
     if (p == j.end()) return bad("prompt", "missing required field 'prompt'", "missing_field");
@@ -202,7 +192,7 @@ Parsed<Json> handle_tokenize(const std::string& body, const Tokenizer& tok) {
   if (j.contains("messages")) {
     std::vector<ChatMessage> messages;
     if (auto e = parse_messages(j, messages)) return *e;
-    ids = tok.encode(render_chat(messages, tok), false);
+    ids = chat_prompt_tokens(messages, tok);
   } else {
     auto p = j.find("prompt");
     if (p == j.end()) return bad("prompt", "missing required field 'prompt' (or 'messages')", "missing_field");

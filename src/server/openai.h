@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "server/engine.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace dsv3::server {
@@ -27,11 +28,6 @@ struct ApiError {
   std::string code;   // "" -> null
 };
 Json error_json(const ApiError& e);
-
-struct ChatMessage {
-  std::string role;  // system, user, assistant
-  std::string content;
-};
 
 // A validated /v1/chat/completions or /v1/completions request, prompt already tokenized.
 struct CompletionRequest {
@@ -58,9 +54,9 @@ using Parsed = std::variant<T, ApiError>;
 Parsed<CompletionRequest> parse_completion_request(const std::string& body, bool chat, const Tokenizer& tok,
                                                    const ApiLimits& limits, uint64_t seed_fallback);
 
-// spec §6: BOS + systems joined by "\n\n" + ("<｜User｜>" u) + ("<｜Assistant｜>" a "<｜end▁of▁sentence｜>")
-// ... + "<｜Assistant｜>" (generation prompt). Tokenize the result without adding a BOS.
-std::string render_chat(const std::vector<ChatMessage>& messages, const Tokenizer& tok);
+// The prompt tokens of a conversation: the model's chat template (spec §6) with the generation
+// prompt, tokenized without adding another BOS.
+std::vector<int32_t> chat_prompt_tokens(const std::vector<ChatMessage>& messages, const Tokenizer& tok);
 
 // /tokenize: {"prompt": str} or {"messages": [...]} (rendered with the chat template);
 // /detokenize: {"tokens": [int]}.
