@@ -1,6 +1,7 @@
 #include "server/http.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <ctime>
@@ -59,6 +60,7 @@ struct HttpServer::Impl {
   std::atomic<bool> draining{false};
   std::atomic<uint64_t> counter{0};
   uint64_t seed_base = 0;
+  int listen_fd = -1;
 };
 
 // State of one streamed response, shared by httplib's content provider and its releaser.
@@ -146,6 +148,12 @@ HttpServer::HttpServer(Engine& engine, Metrics& metrics, HttpOptions opt)
   httplib::Server& svr = m.svr;
   const int threads = std::max(2, m.opt.threads);
   svr.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
+  // httplib listens with a backlog of 5, which resets connections under bursts of clients;
+  // remember the socket so bind() can listen again with a deeper queue.
+  svr.set_socket_options([&m](socket_t sock) {
+    httplib::default_socket_options(sock);
+    m.listen_fd = sock;
+  });
   svr.set_payload_max_length(m.opt.max_body_bytes);
   svr.set_read_timeout(30s);
   svr.set_write_timeout(30s);
@@ -212,13 +220,15 @@ HttpServer::HttpServer(Engine& engine, Metrics& metrics, HttpOptions opt)
 HttpServer::~HttpServer() { stop(); }
 
 Result<int> HttpServer::bind(const std::string& host, int port) {
+  int bound = port;
   if (port == 0) {
-    const int bound = impl_->svr.bind_to_any_port(host);
+    bound = impl_->svr.bind_to_any_port(host);
     if (bound <= 0) return Status::errorf("cannot bind {}: no free port", host);
-    return bound;
+  } else if (!impl_->svr.bind_to_port(host, port)) {
+    return Status::errorf("cannot bind {}:{} (in use or not permitted)", host, port);
   }
-  if (!impl_->svr.bind_to_port(host, port)) return Status::errorf("cannot bind {}:{} (in use or not permitted)", host, port);
-  return port;
+  if (impl_->listen_fd >= 0) ::listen(impl_->listen_fd, SOMAXCONN);
+  return bound;
 }
 
 void HttpServer::serve() { impl_->svr.listen_after_bind(); }
