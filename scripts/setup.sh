@@ -9,6 +9,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev libcpp-httplib-dev
   libopenblas-dev                   # benchmark yardstick only, never linked into the engine
   python3 python3-numpy             # test helpers that read .npy files
+  chromium chromium-driver          # end-to-end test of the web chat page (headless)
   nodejs                            # npm fetches the DeepSeek-V3 tokenizer; node writes tokenizer goldens
 )
 missing=()
