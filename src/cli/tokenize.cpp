@@ -68,6 +68,7 @@ struct TokenizeOpts {
   std::string text;
   bool has_text = false;
   bool bos = false;
+  bool pieces = false;
 };
 
 RunFn setup_tokenize(CLI::App& app) {
@@ -75,10 +76,15 @@ RunFn setup_tokenize(CLI::App& app) {
   app.add_option("--tokenizer", o->tokenizer, "tokenizer.json or a directory holding it")->required();
   app.add_option("--text", o->text, "text to encode (default: read stdin)");
   app.add_flag("--bos", o->bos, "prepend the BOS token");
+  app.add_flag("--pieces", o->pieces, "print the pre-tokenizer's pieces (strings) instead of ids");
   return [o, &app] {
     auto tok = Tokenizer::load(o->tokenizer);
     if (!tok) return fail("tokenize", tok.message());
     const std::string text = app.count("--text") ? o->text : read_stdin();
+    if (o->pieces) {
+      std::printf("%s\n", nlohmann::json(tok->pre_tokenize(text)).dump().c_str());
+      return 0;
+    }
     const auto ids = tok->encode(text, o->bos);
     std::printf("%s\n", nlohmann::json(ids).dump().c_str());
     return 0;

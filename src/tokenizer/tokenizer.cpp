@@ -78,7 +78,7 @@ std::string token_to_bytes(const std::string& token) {
 }
 
 Status set_token(Tokenizer::Impl& t, int32_t id, const std::string& token) {
-  if (id < 0 || id > (1 << 30)) return Status::errorf("token id {} out of range", id);
+  if (id < 0 || id >= (1 << 24)) return Status::errorf("token id {} out of range [0, 2^24)", id);
   if (size_t(id) >= t.id_to_token.size()) {
     t.id_to_token.resize(id + 1);
     t.has_token.resize(id + 1, 0);
