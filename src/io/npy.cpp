@@ -1,7 +1,7 @@
 #include "io/npy.h"
 
 #include <cstring>
-#include <regex>
+#include <cctype>
 
 #include "core/mapped_file.h"
 #include "io/atomic_file.h"
@@ -9,7 +9,25 @@
 namespace dsv3 {
 
 namespace {
+
 constexpr char kMagic[] = "\x93NUMPY";
+
+// The text of `'key': VALUE` in the header dict: a quoted string, a word, or a (...) tuple.
+std::string header_value(const std::string& h, const std::string& key) {
+  size_t k = h.find("'" + key + "'");
+  if (k == std::string::npos) return "";
+  size_t i = h.find(':', k);
+  if (i == std::string::npos) return "";
+  i = h.find_first_not_of(' ', i + 1);
+  if (i == std::string::npos) return "";
+  size_t end;
+  if (h[i] == '\'') end = h.find('\'', i + 1);
+  else if (h[i] == '(') end = h.find(')', i);
+  else end = h.find_first_of(",}", i) - 1;
+  if (end == std::string::npos || end < i) return "";
+  return h.substr(i, end - i + 1);
+}
+
 }  // namespace
 
 int64_t NpyArray::numel() const {
@@ -67,32 +85,39 @@ Result<NpyArray> parse_npy(std::span<const uint8_t> bytes, const std::string& na
     return Status::errorf("{}: unsupported .npy version {}", name, major);
   }
   if (header_len > bytes.size() - header_start) return Status::errorf("{}: truncated header", name);
-  // Real headers are ~100 bytes; the cap keeps std::regex (recursive) away from huge inputs.
+  // Real headers are ~100 bytes.
   if (header_len > 65536) return Status::errorf("{}: header of {} bytes is implausibly large", name, header_len);
   std::string header(reinterpret_cast<const char*>(bytes.data() + header_start), header_len);
 
   NpyArray a;
-  std::smatch m;
-  if (!std::regex_search(header, m, std::regex(R"('descr'\s*:\s*'([<>|=]?)(f4|f8)')"))) {
-    return Status::errorf("{}: only float32/float64 arrays are supported (header: {})", name, header);
+  auto descr = header_value(header, "descr");
+  if (descr == "'<f4'" || descr == "'f4'" || descr == "'=f4'") {
+    a.is_f64 = false;
+  } else if (descr == "'<f8'" || descr == "'f8'" || descr == "'=f8'") {
+    a.is_f64 = true;
+  } else {
+    return Status::errorf("{}: only little-endian float32/float64 arrays are supported, got descr {}", name, descr);
   }
-  if (m[1] == ">") return Status::errorf("{}: big-endian arrays are not supported", name);
-  a.is_f64 = m[2] == "f8";
-  if (!std::regex_search(header, m, std::regex(R"('fortran_order'\s*:\s*(True|False))")) || m[1] == "True") {
+  if (header_value(header, "fortran_order") != "False") {
     return Status::errorf("{}: only C-order arrays are supported", name);
   }
-  if (!std::regex_search(header, m, std::regex(R"('shape'\s*:\s*\(([^)]*)\))"))) {
-    return Status::errorf("{}: header has no shape", name);
+  std::string dims = header_value(header, "shape");
+  if (dims.size() < 2 || dims.front() != '(' || dims.back() != ')') {
+    return Status::errorf("{}: header has no shape tuple", name);
   }
-  std::string dims = m[1];
-  std::regex num(R"(\d+)");
   uint64_t numel = 1;
-  for (auto it = std::sregex_iterator(dims.begin(), dims.end(), num); it != std::sregex_iterator(); ++it) {
-    std::string s = it->str();
-    if (s.size() > 15) return Status::errorf("{}: dimension {} too large", name, s);
-    int64_t d = std::stoll(s);
+  for (size_t i = 1; i + 1 < dims.size();) {
+    if (dims[i] == ',' || dims[i] == ' ') {
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    while (j + 1 < dims.size() && std::isdigit(static_cast<unsigned char>(dims[j]))) ++j;
+    if (j == i || j - i > 15) return Status::errorf("{}: bad shape {}", name, dims);
+    int64_t d = std::stoll(dims.substr(i, j - i));
     a.shape.push_back(d);
     if (__builtin_mul_overflow(numel, uint64_t(d), &numel)) return Status::errorf("{}: shape too large", name);
+    i = j;
   }
   size_t elem = a.is_f64 ? 8 : 4;
   size_t data_start = header_start + header_len;

@@ -23,8 +23,10 @@ std::string shape_str(std::span<const int64_t> shape) {
 
 namespace {
 
-// a * b, or false on overflow of uint64.
-bool mul_overflow(uint64_t a, uint64_t b, uint64_t* out) { return __builtin_mul_overflow(a, b, out); }
+// *out = a * b; true on overflow. Element counts are kept within int64 (TensorInfo::numel).
+bool mul_overflow(uint64_t a, uint64_t b, uint64_t* out) {
+  return __builtin_mul_overflow(a, b, out) || *out > uint64_t(INT64_MAX);
+}
 
 uint64_t read_u64_le(const uint8_t* p) {
   uint64_t v = 0;

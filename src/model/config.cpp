@@ -11,7 +11,7 @@
 //     kimi_k2, softmax / greedy / false for deepseek_v2 (the classes' defaults);
 //   YaRN: mscale 1.0 and mscale_all_dim 0.0 when absent, as the DeepSeek modeling code's
 //     DeepseekV3YarnRotaryEmbedding does (spec §2.4-2.5: with mscale_all_dim 0 the softmax scale
-//     gets no extra factor; the generic transformers helper's m(f,1) fallback is deliberately
+//     gets no extra factor; the m(f,1) fallback of transformers' generic YaRN code is deliberately
 //     not used), original_max_position_embeddings 4096, beta_fast 32, beta_slow 1.
 #include <fmt/format.h>
 

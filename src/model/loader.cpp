@@ -190,6 +190,9 @@ class WeightBinder {
       return;
     }
     used_.insert(s.name);
+    std::string scale_name = fp8_scale_name(s.name);
+    const TensorInfo* sc = s.is_matrix() ? ck.find(scale_name) : nullptr;
+    if (sc != nullptr) used_.insert(scale_name);  // judged with its weight, never as an extra
     if (t->shape != s.shape) {
       error("{}: tensor '{}' has shape {}, expected {} per config.json", t->file, s.name, shape_str(t->shape),
             shape_str(s.shape));
@@ -202,9 +205,7 @@ class WeightBinder {
       return;
     }
     const TensorInfo* scale = nullptr;
-    std::string scale_name = fp8_scale_name(s.name);
-    if (const TensorInfo* sc = ck.find(scale_name); sc != nullptr && s.is_matrix()) {
-      used_.insert(scale_name);
+    if (sc != nullptr) {
       if (!fp8) {
         error("{}: tensor '{}' is an FP8 block scale but its weight '{}' is {}, not F8_E4M3", sc->file, scale_name,
               s.name, dtype_name(t->dtype));
@@ -302,6 +303,14 @@ std::vector<int64_t> fp8_scale_shape(int64_t rows, int64_t cols) {
 }
 
 Result<LoadedModel> load_model(const ModelConfig& cfg, Checkpoint checkpoint) {
+  // A config can describe billions of tensors (65536 layers x 65536 experts passes
+  // validation); refuse before enumerating them when the checkpoint cannot possibly match.
+  int64_t at_least = 3;  // embed_tokens, norm, and lm_head or the first layer's norm
+  for (int64_t l = 0; l < cfg.n_layers + cfg.n_mtp_layers; ++l) at_least += cfg.is_moe_layer(l) ? 3 * cfg.n_routed_experts : 3;
+  if (at_least > int64_t(checkpoint.size())) {
+    return Status::errorf("{}: config.json describes at least {} tensors but the checkpoint holds {}",
+                          checkpoint.root(), at_least, checkpoint.size());
+  }
   LoadedModel m;
   m.config = cfg;
   m.checkpoint = std::move(checkpoint);
