@@ -41,11 +41,11 @@ def stream_request(port, body, out):
             now = time.perf_counter()
             if chunk.get("usage"):
                 usage = chunk["usage"]
-            for c in chunk["choices"]:
-                if c.get("delta", {}).get("content") is not None:
-                    if first is None:
-                        first = now
-                    last = now
+            # The first chunk carries the first token; every later chunk (text or finish) a later one.
+            if chunk["choices"]:
+                if first is None:
+                    first = now
+                last = now
     conn.close()
     out.append({"status": resp.status, "t0": t0, "first": first, "last": last, "usage": usage})
 

@@ -69,32 +69,19 @@ struct Sequence {
   Sequence(KvPool& pool, Waiting w, const Tokenizer& tok)
       : stream(std::move(w.stream)), req(std::move(w.req)), submitted(w.submitted), cache(pool),
         decoder(tok, /*skip_special=*/true), sampler(req.sampling) {}
+  int64_t max_tokens() const { return int64_t(req.sampling.max_new_tokens); }
   std::shared_ptr<RequestStream> stream;
   GenerationRequest req;
   Clock::time_point submitted, last_token_time;
   SequenceCache cache;
   StreamDecoder decoder;
-  TokenSampler sampler;
-  int64_t prefilled = 0;   // prompt tokens already in the cache
-  int64_t generated = 0;   // tokens sampled
+  Sampler sampler;
+  int64_t prefilled = 0;            // prompt tokens already in the cache
+  std::vector<int32_t> generated;   // tokens sampled
   int32_t last = -1;       // the last sampled token, fed by the next decode step
   std::string held;        // decoded text not yet sent (could start a stop string)
   bool finished = false;
 };
-
-// Length of the longest suffix of `text` that is a proper prefix of some stop string.
-size_t stop_prefix_hold(const std::string& text, const std::vector<std::string>& stops) {
-  size_t hold = 0;
-  for (const auto& s : stops) {
-    for (size_t k = std::min(s.size() - 1, text.size()); k > hold; --k) {
-      if (text.compare(text.size() - k, k, s, 0, k) == 0) {
-        hold = k;
-        break;
-      }
-    }
-  }
-  return hold;
-}
 
 }  // namespace
 
@@ -129,13 +116,14 @@ Engine::~Engine() { stop(); }
 
 Engine::Submitted Engine::submit(GenerationRequest req) {
   Submitted out;
-  const int64_t need = int64_t(req.prompt.size()) + req.max_tokens;
+  const int64_t max_tokens = int64_t(req.sampling.max_new_tokens);
+  const int64_t need = int64_t(req.prompt.size()) + max_tokens;
   const int64_t pool_tokens = impl_->pool->max_pages() * impl_->pool->page_size();
-  if (req.prompt.empty() || req.max_tokens < 1 || need > context_length() || need > pool_tokens) {
+  if (req.prompt.empty() || max_tokens < 1 || need > context_length() || need > pool_tokens) {
     out.error = SubmitError::TooLarge;
     out.message = fmt::format("the request needs {} tokens of cache (prompt {} + max_tokens {}); the context holds "
                               "{} and the KV cache pool {}",
-                              need, req.prompt.size(), req.max_tokens, context_length(), pool_tokens);
+                              need, req.prompt.size(), max_tokens, context_length(), pool_tokens);
     metrics_.count_rejection("too_large");
     return out;
   }
@@ -200,7 +188,7 @@ EngineGauges Engine::gauges() const {
 void Engine::run() {
   Impl& m = *impl_;
   const int64_t V = cfg_.vocab_size;
-  const int32_t eos_a = tokenizer_.eos_id(), eos_b = int32_t(cfg_.eos_token_id);
+  const int32_t eos = tokenizer_.eos_id() >= 0 ? tokenizer_.eos_id() : int32_t(cfg_.eos_token_id);
   std::vector<float> logits;
   std::vector<SeqChunk> batch;
 
@@ -210,7 +198,7 @@ void Engine::run() {
     e.done = true;
     e.finish = reason;
     e.prompt_tokens = int64_t(s.req.prompt.size());
-    e.completion_tokens = s.generated;
+    e.completion_tokens = int64_t(s.generated.size());
     s.stream->push(std::move(e));
     s.cache.release();
     s.finished = true;
@@ -218,30 +206,25 @@ void Engine::run() {
   // Handles generated token `tok` of sequence s: stop conditions, detokenization, stop strings.
   auto emit = [&](Sequence& s, int32_t tok) {
     const auto now = Clock::now();
-    const double dt = std::chrono::duration<double>(now - (s.generated == 0 ? s.submitted : s.last_token_time)).count();
-    if (s.generated == 0) metrics_.observe_ttft(dt); else metrics_.observe_token_latency(dt);
+    const bool first = s.generated.empty();
+    const double dt = std::chrono::duration<double>(now - (first ? s.submitted : s.last_token_time)).count();
+    if (first) metrics_.observe_ttft(dt); else metrics_.observe_token_latency(dt);
     s.last_token_time = now;
-    ++s.generated;
+    s.generated.push_back(tok);
     metrics_.add_completion_tokens(1);
-    s.sampler.observe(tok);
     s.last = tok;
-    if (tok == eos_a || tok == eos_b) return finish(s, FinishReason::Stop, s.held + s.decoder.flush());
+    const dsv3::FinishReason limit = finish_reason(s.req.sampling, tok, s.generated.size(), eos);
+    if (limit == dsv3::FinishReason::kEos) return finish(s, FinishReason::Stop, s.held + s.decoder.flush());
     s.held += s.decoder.push(tok);
+    // Text that could still turn into a stop string is held back until it cannot.
+    const StopCheck stop = find_stop(s.held, s.req.sampling.stop);
+    if (stop.stopped) return finish(s, FinishReason::Stop, s.held.substr(0, stop.safe_length));
     StreamEvent e;
     e.token = tok;
-    if (!s.req.stop.empty()) {
-      size_t cut = std::string::npos;
-      for (const auto& stop : s.req.stop) cut = std::min(cut, s.held.find(stop));
-      if (cut != std::string::npos) return finish(s, FinishReason::Stop, s.held.substr(0, cut));
-      const size_t hold = stop_prefix_hold(s.held, s.req.stop);
-      e.text = s.held.substr(0, s.held.size() - hold);
-      s.held.erase(0, s.held.size() - hold);
-    } else {
-      e.text = std::move(s.held);
-      s.held.clear();
-    }
+    e.text = s.held.substr(0, stop.safe_length);
+    s.held.erase(0, stop.safe_length);
     s.stream->push(std::move(e));
-    if (s.generated >= s.req.max_tokens) finish(s, FinishReason::Length, s.held + s.decoder.flush());
+    if (limit == dsv3::FinishReason::kLength) finish(s, FinishReason::Length, s.held + s.decoder.flush());
   };
 
   for (;;) {
@@ -270,7 +253,7 @@ void Engine::run() {
         }
         if (int64_t(m.active.size()) >= opt_.max_batch) break;
         auto s = std::make_unique<Sequence>(*m.pool, std::move(w), tokenizer_);
-        if (!s->cache.reserve(int64_t(s->req.prompt.size()) + s->req.max_tokens).is_ok()) {
+        if (!s->cache.reserve(int64_t(s->req.prompt.size()) + s->max_tokens()).is_ok()) {
           w = Waiting{std::move(s->stream), std::move(s->req), s->submitted};  // put it back, wait for pages
           break;
         }
@@ -311,7 +294,7 @@ void Engine::run() {
         if (s.prefilled < int64_t(s.req.prompt.size())) continue;  // mid-prompt: no token yet
         if (s.stream->cancelled()) continue;
         std::span<float> row(logits.data() + i * size_t(V), size_t(V));
-        emit(s, s.sampler.sample(row, uint64_t(s.generated)));
+        emit(s, s.sampler.sample(row, s.req.prompt, s.generated));
       }
     }
     std::lock_guard lock(m.mu);

@@ -27,19 +27,19 @@
 #include <thread>
 #include <vector>
 
+#include "infer/sampler.h"
 #include "model/config.h"
 #include "model/weights.h"
 #include "server/metrics.h"
-#include "server/sampling.h"
 #include "tokenizer/tokenizer.h"
 
 namespace dsv3::server {
 
+// sampling.max_new_tokens bounds the output; sampling.stop holds the stop strings (not part of
+// the output); generation also ends at the tokenizer's EOS.
 struct GenerationRequest {
   std::vector<int32_t> prompt;
-  int64_t max_tokens = 16;
-  SamplingParams sampling;
-  std::vector<std::string> stop;  // stop strings (not part of the output)
+  SamplerConfig sampling;
 };
 
 enum class FinishReason { None, Stop, Length, Cancelled };

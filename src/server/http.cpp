@@ -7,6 +7,7 @@
 #include <ctime>
 #include <random>
 
+#include "core/rng.h"
 #include "server/openai.h"
 #include "server/web/index_html.h"
 

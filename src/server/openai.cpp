@@ -151,15 +151,23 @@ Parsed<CompletionRequest> parse_completion_request(const std::string& body, bool
       return bad(max_key,
                  fmt::format("prompt ({} tokens) + {} ({}) exceeds this model's context of {} tokens", P, max_key, v, C),
                  "context_length_exceeded");
-    r.gen.max_tokens = v;
+    r.gen.sampling.max_new_tokens = size_t(v);
   } else {
-    r.gen.max_tokens = std::min(limits.default_max_tokens, C - P);
+    r.gen.sampling.max_new_tokens = size_t(std::min(limits.default_max_tokens, C - P));
   }
 
-  SamplingParams& sp = r.gen.sampling;
+  SamplerConfig& sp = r.gen.sampling;
   if (auto e = get_number(j, "temperature", 0.0, 2.0, sp.temperature)) return *e;
   if (auto e = get_number(j, "top_p", 0.0, 1.0, sp.top_p)) return *e;
   if (sp.top_p <= 0.0f) return bad("top_p", "'top_p' must be greater than 0");
+  // Extensions beyond OpenAI's parameters (as vLLM and llama.cpp accept them).
+  if (auto e = get_number(j, "min_p", 0.0, 1.0, sp.min_p)) return *e;
+  if (auto e = get_number(j, "repetition_penalty", 0.01, 10.0, sp.repetition_penalty)) return *e;
+  if (auto k = j.find("top_k"); k != j.end() && !k->is_null()) {
+    if (!k->is_number_integer() || k->get<int64_t>() < 0 || k->get<int64_t>() > (int64_t(1) << 30))
+      return bad("top_k", "'top_k' must be a non-negative integer", "invalid_type");
+    sp.top_k = int(k->get<int64_t>());
+  }
   if (auto e = get_number(j, "presence_penalty", -2.0, 2.0, sp.presence_penalty)) return *e;
   if (auto e = get_number(j, "frequency_penalty", -2.0, 2.0, sp.frequency_penalty)) return *e;
   sp.seed = seed_fallback;
@@ -169,16 +177,16 @@ Parsed<CompletionRequest> parse_completion_request(const std::string& body, bool
   }
   if (auto s = j.find("stop"); s != j.end() && !s->is_null()) {
     if (s->is_string()) {
-      r.gen.stop.push_back(s->get<std::string>());
+      sp.stop.push_back(s->get<std::string>());
     } else if (s->is_array() && s->size() <= 4) {
       for (const auto& v : *s) {
         if (!v.is_string()) return bad("stop", "'stop' must be a string or an array of up to 4 strings", "invalid_type");
-        r.gen.stop.push_back(v.get<std::string>());
+        sp.stop.push_back(v.get<std::string>());
       }
     } else {
       return bad("stop", "'stop' must be a string or an array of up to 4 strings", "invalid_type");
     }
-    for (const auto& s : r.gen.stop)
+    for (const auto& s : sp.stop)
       if (s.empty()) return bad("stop", "stop strings must not be empty");
   }
   return r;
