@@ -13,6 +13,7 @@
 #include <regex>
 
 #include "server/server_fixture.h"
+#include "support/checkpoint_writer.h"
 
 namespace dsv3::testing {
 namespace {
@@ -20,12 +21,15 @@ namespace {
 // A `dsv3 serve --port 0` child on a random-weight model; learns the port from its first line.
 class ServeProcess {
  public:
-  explicit ServeProcess(const std::vector<std::string>& extra = {}) {
+  // extra: more options; model_args replace the default random-weight model.
+  explicit ServeProcess(const std::vector<std::string>& extra = {}, std::vector<std::string> model_args = {}) {
     dir_ = std::filesystem::temp_directory_path() / ("dsv3_serve_test_" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir_);
     std::ofstream(dir_ / "config.json") << model_config_to_json(server_test_config());
-    std::vector<std::string> args = {DSV3_BINARY, "serve", "--random-config", (dir_ / "config.json").string(),
-                                     "--tokenizer", trained_tokenizer_dir(), "--port", "0", "--shutdown-grace", "5"};
+    if (model_args.empty())
+      model_args = {"--random-config", (dir_ / "config.json").string(), "--tokenizer", trained_tokenizer_dir()};
+    std::vector<std::string> args = {DSV3_BINARY, "serve", "--port", "0", "--shutdown-grace", "5"};
+    args.insert(args.end(), model_args.begin(), model_args.end());
     args.insert(args.end(), extra.begin(), extra.end());
     int fds[2];
     if (pipe(fds) != 0) throw std::runtime_error("pipe");
@@ -108,6 +112,24 @@ TEST(ServeProcess, SigtermFinishesInFlightStreamsStopsAcceptingAndExitsZero) {
   after.set_connection_timeout(std::chrono::seconds(1));
   auto refused = after.Get("/health");
   EXPECT_FALSE(refused) << "still accepting after exit";
+}
+
+TEST(ServeProcess, ServesACheckpointDirectory) {
+  const std::string dir = make_temp_dir("serve_checkpoint");
+  ASSERT_TRUE(write_random_checkpoint(dir, server_test_config(), {.dtype = DType::BF16}).is_ok());
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    std::filesystem::copy_file(trained_tokenizer_dir() + "/" + f, dir + "/" + f);
+  ServeProcess proc({"--model-name", "tiny-bf16"}, {"--model", dir});
+  httplib::Client cli("127.0.0.1", proc.port());
+  cli.set_read_timeout(std::chrono::seconds(60));
+  json body = chat_body("Hello", 6, 1);
+  body["model"] = "tiny-bf16";
+  auto res = cli.Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  EXPECT_EQ(json::parse(res->body)["usage"]["completion_tokens"], 6);
+  proc.signal(SIGTERM);
+  EXPECT_EQ(proc.wait_exit(std::chrono::seconds(20)), 0);
 }
 
 TEST(ServeProcess, DefaultModelMissingIsExplained) {
