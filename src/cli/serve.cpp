@@ -142,10 +142,12 @@ int run_serve(ServeOptions o) {
     http.begin_drain();
     using Clock = std::chrono::steady_clock;
     const auto deadline = Clock::now() + std::chrono::duration<double>(o.shutdown_grace);
-    while (!engine.idle() && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    // Done = the engine has nothing left and every response has been written to the end.
+    auto done = [&] { return engine.idle() && http.in_flight() == 0; };
+    while (!done() && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     engine.cancel_all();
     const auto cancel_deadline = Clock::now() + std::chrono::seconds(2);
-    while (!engine.idle() && Clock::now() < cancel_deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    while (!done() && Clock::now() < cancel_deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     http.stop();
   });
   http.serve();

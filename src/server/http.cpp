@@ -60,6 +60,7 @@ struct HttpServer::Impl {
   httplib::Server svr;
   std::atomic<bool> draining{false};
   std::atomic<uint64_t> counter{0};
+  std::atomic<int> in_flight{0};  // generation responses not yet fully written
   uint64_t seed_base = 0;
   int listen_fd = -1;
 };
@@ -87,8 +88,13 @@ void HttpServer::Impl::completions(const httplib::Request& req, httplib::Respons
   auto submitted = engine.submit(state->request.gen);
   if (!submitted.stream) return send_error(res, submit_error(submitted));
   state->stream = submitted.stream;
+  ++in_flight;
 
   if (!state->request.stream) {
+    struct Done {
+      std::atomic<int>& n;
+      ~Done() { --n; }
+    } done{in_flight};
     std::string text;
     std::vector<StreamEvent> events;
     for (;;) {
@@ -104,6 +110,7 @@ void HttpServer::Impl::completions(const httplib::Request& req, httplib::Respons
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");
   Engine* eng = &engine;
+  std::atomic<int>* flight = &in_flight;
   res.set_chunked_content_provider(
       "text/event-stream",
       [state](size_t, httplib::DataSink& sink) {
@@ -140,7 +147,10 @@ void HttpServer::Impl::completions(const httplib::Request& req, httplib::Respons
       },
       // Runs when the response ends for any reason; after a disconnect it frees the slot and
       // the cache pages at the engine's next step (a no-op for a finished request).
-      [state, eng](bool) { eng->cancel(state->stream); });
+      [state, eng, flight](bool) {
+        eng->cancel(state->stream);
+        --*flight;
+      });
 }
 
 HttpServer::HttpServer(Engine& engine, Metrics& metrics, HttpOptions opt)
@@ -240,5 +250,7 @@ void HttpServer::begin_drain() {
 }
 
 void HttpServer::stop() { impl_->svr.stop(); }
+
+int HttpServer::in_flight() const { return impl_->in_flight.load(); }
 
 }  // namespace dsv3::server

@@ -39,8 +39,10 @@ class HttpServer {
   void serve();
   // Refuses new generation requests (503) and reports /health as draining.
   void begin_drain();
-  // Closes the listening socket; safe from any thread.
+  // Closes the listening socket and ends responses still being written; safe from any thread.
   void stop();
+  // Generation responses (streamed or not) that have not been completely written yet.
+  int in_flight() const;
 
   struct Impl;
 
