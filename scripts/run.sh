@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Builds dsv3 if needed, then serves the shipped default model with its web chat page.
+# Builds dsv3 if needed (an up-to-date build is a no-op), then serves the shipped default model
+# with its web chat page. Arguments go to `dsv3 serve` (e.g. --port 9000, --host 0.0.0.0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-[ -x build/dsv3 ] || scripts/build.sh release
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$(nproc)" --target dsv3
+echo "dsv3: open http://127.0.0.1:8080/ for the chat page (Ctrl-C to stop)"
 exec build/dsv3 serve "$@"
