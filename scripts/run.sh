@@ -6,5 +6,4 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)" --target dsv3
-echo "dsv3: open http://127.0.0.1:8080/ for the chat page (Ctrl-C to stop)"
 exec build/dsv3 serve "$@"
