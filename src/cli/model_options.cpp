@@ -35,18 +35,24 @@ void add_sampler_options(CLI::App& app, SamplerConfig& s) {
 
 Result<std::string> resolve_model_dir(const std::string& requested) {
   if (!requested.empty()) return requested;
-  if (const char* env = std::getenv("DSV3_DEFAULT_MODEL"); env != nullptr && *env) return std::string(env);
   std::vector<fs::path> candidates;
-  std::error_code ec;
-  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) candidates.push_back(exe.parent_path().parent_path() / "assets" / "default-model");
-  candidates.push_back(fs::current_path() / "assets" / "default-model");
+  if (const char* env = std::getenv("DSV3_DEFAULT_MODEL"); env != nullptr && *env) {
+    candidates.push_back(env);
+  } else {
+    std::error_code ec;
+    fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    if (!ec) candidates.push_back(exe.parent_path().parent_path() / "assets" / "default-model");
+    candidates.push_back(fs::current_path() / "assets" / "default-model");
+  }
   for (const auto& c : candidates) {
     if (fs::exists(c / "config.json")) return c.string();
   }
-  return Status::error(
-      "no --model given and no default model found (looked for assets/default-model next to the build "
-      "and in the working directory; set DSV3_DEFAULT_MODEL or pass --model DIR)");
+  std::string looked;
+  for (const auto& c : candidates) looked += (looked.empty() ? "" : ", ") + c.string();
+  return Status::errorf(
+      "no --model given and no default model found (looked in {}; the default model lives in "
+      "assets/default-model of the repository; set DSV3_DEFAULT_MODEL or pass --model DIR)",
+      looked);
 }
 
 Result<LoadedRunner> load_runner(const ModelOptions& o) {

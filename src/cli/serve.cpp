@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "cli/command.h"
+#include "cli/model_options.h"
 #include "model/config.h"
 #include "model/loader.h"
 #include "model/random_weights.h"
@@ -31,7 +32,6 @@
 namespace dsv3::cli {
 namespace {
 
-constexpr const char* kDefaultModelDir = "assets/default-model";
 
 struct ServeOptions {
   std::string model;
@@ -75,19 +75,12 @@ Result<std::unique_ptr<ModelSource>> open_model(const ServeOptions& o, std::stri
     if (tokenizer_path.empty()) return Status::error("--random-config needs --tokenizer PATH");
     return src;
   }
-  std::string dir = o.model.empty() ? kDefaultModelDir : o.model;
-  std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec)) {
-    if (o.model.empty())
-      return Status::errorf("no model given and the default model directory '{}' does not exist (run from the "
-                            "repository root, or pass --model DIR)",
-                            dir);
-    return Status::errorf("model directory '{}' does not exist", dir);
-  }
-  auto loaded = load_model(dir);
+  auto dir = resolve_model_dir(o.model);
+  DSV3_TRY(dir);
+  auto loaded = load_model(*dir);
   DSV3_TRY(loaded);
   src->loaded = std::move(*loaded);
-  if (tokenizer_path.empty()) tokenizer_path = dir;
+  if (tokenizer_path.empty()) tokenizer_path = *dir;
   return src;
 }
 

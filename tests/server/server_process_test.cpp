@@ -136,8 +136,10 @@ TEST(ServeProcess, ServesACheckpointDirectory) {
 }
 
 TEST(ServeProcess, DefaultModelMissingIsExplained) {
-  const std::string cmd = std::string("cd ") + std::filesystem::temp_directory_path().string() + " && " + DSV3_BINARY +
-                          " serve --port 0 2>&1";
+  // The binary would find the repository's default model next to its build tree: point the
+  // default elsewhere.
+  const std::string cmd = std::string("cd ") + std::filesystem::temp_directory_path().string() +
+                          " && DSV3_DEFAULT_MODEL=/nonexistent/default-model " + DSV3_BINARY + " serve --port 0 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   ASSERT_NE(p, nullptr);
   std::string out;
