@@ -32,7 +32,8 @@ struct TrainOpts {
 
 std::string gib(int64_t bytes) {
   if (bytes >= (int64_t(1) << 30)) return fmt::format("{:.2f} GiB", double(bytes) / double(1 << 30));
-  return fmt::format("{:.1f} MiB", double(bytes) / double(1 << 20));
+  if (bytes >= (int64_t(1) << 20)) return fmt::format("{:.1f} MiB", double(bytes) / double(1 << 20));
+  return fmt::format("{:.1f} KiB", double(bytes) / double(1 << 10));
 }
 
 RunFn setup_train(CLI::App& app) {
