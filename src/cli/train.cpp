@@ -32,7 +32,8 @@ struct TrainOpts {
 
 std::string gib(int64_t bytes) {
   if (bytes >= (int64_t(1) << 30)) return fmt::format("{:.2f} GiB", double(bytes) / double(1 << 30));
-  return fmt::format("{:.1f} MiB", double(bytes) / double(1 << 20));
+  if (bytes >= (int64_t(1) << 20)) return fmt::format("{:.1f} MiB", double(bytes) / double(1 << 20));
+  return fmt::format("{:.1f} KiB", double(bytes) / double(1 << 10));
 }
 
 RunFn setup_train(CLI::App& app) {
@@ -71,15 +72,18 @@ RunFn setup_train(CLI::App& app) {
   add("--clip", t.clip, "global gradient-norm clipping threshold (0: off)");
   add("--weight-decay", t.optimizer.weight_decay, "decoupled weight decay (matrices only)");
   add("--peak-gflops", t.peak_gflops, "peak GFLOP/s of the machine for MFU");
-  app.add_option("--precision", o->precision, "fp32 (bf16 and fp8 are not implemented yet)")->capture_default_str();
+  auto* precision = app.add_option("--precision", o->precision,
+                                   "GEMM precision of the MLA and MLP/expert projections: fp32, bf16 or fp8 "
+                                   "(bf16 and fp8 also store AdamW moments in BF16)")
+                        ->check(CLI::IsMember({"fp32", "bf16", "fp8"}))
+                        ->capture_default_str();
   app.add_flag("--bf16-moments", o->bf16_moments, "store AdamW moments in BF16 (as the FP8 recipe does)");
   app.add_flag("--recompute", o->recompute, "recompute norms and MLA up-projections in backward");
   app.add_option("--init-std", o->init_std, "initialization std of matrices (report: 0.006)")->capture_default_str();
 
-  return [o, config, resume, run_opts] {
+  return [o, config, resume, run_opts, precision] {
     TrainerOptions& t = o->t;
     if (config->count() == 0 && resume->count() == 0) return fail("train", "give --config FILE or --resume DIR");
-    if (o->precision != "fp32") return fail("train", "--precision " + o->precision + " is not implemented (use fp32)");
     if (o->threads > 0) set_num_threads(o->threads);
 
     std::string config_json, checkpoint;
@@ -120,6 +124,10 @@ RunFn setup_train(CLI::App& app) {
         if (overridden(fixed))
           return fail("train", fmt::format("{} cannot change on resume (it is part of the run being resumed)", fixed));
       if (o->bf16_moments) return fail("train", "--bf16-moments cannot change on resume");
+      const std::string saved_precision = st->options.value("precision", "fp32");
+      if (precision->count() > 0 && o->precision != saved_precision)
+        return fail("train", "--precision cannot change on resume (the run is " + saved_precision + ")");
+      o->precision = saved_precision;
       t = saved;
       Result<std::string> cj = read_checkpoint_config(checkpoint);
       if (!cj.is_ok()) return fail("train", cj.message());
@@ -139,7 +147,9 @@ RunFn setup_train(CLI::App& app) {
       Result<OptimizerKind> kind = parse_optimizer_kind(o->optimizer);
       if (!kind.is_ok()) return fail("train", kind.message());
       t.optimizer.kind = *kind;
-      t.optimizer.moments = o->bf16_moments ? MomentDType::BF16 : MomentDType::F32;
+      // The FP8 recipe keeps AdamW moments in BF16; the BF16 baseline does the same so that the
+      // two runs differ only in the GEMMs.
+      t.optimizer.moments = o->bf16_moments || o->precision != "fp32" ? MomentDType::BF16 : MomentDType::F32;
       t.schedule.min_lr = o->min_lr;
       t.schedule.final_lr = o->final_lr >= 0 ? o->final_lr : o->min_lr;
       t.schedule.warmup_steps = o->warmup >= 0 ? o->warmup : std::max<int64_t>(1, t.steps / 100);
@@ -162,7 +172,10 @@ RunFn setup_train(CLI::App& app) {
     if (data->train().windows(t.seq_len) < 1)
       return fail("train", fmt::format("{}: the training split has no window of {} tokens", o->data, t.seq_len + 1));
 
+    Result<Precision> prec = parse_precision(o->precision);
+    if (!prec.is_ok()) return fail("train", prec.message());
     TrainModelOptions mo;
+    mo.precision = *prec;
     mo.batch = t.batch;
     mo.seq_len = t.seq_len;
     mo.mtp_weight = t.mtp_weight;
@@ -186,6 +199,17 @@ RunFn setup_train(CLI::App& app) {
     std::printf("memory: parameters %s, gradients %s, optimizer %s, activations %s, total %s\n",
                 gib(mem.params).c_str(), gib(mem.grads).c_str(), gib(mem.optimizer).c_str(),
                 gib(mem.activations).c_str(), gib(mem.params + mem.grads + mem.optimizer + mem.activations).c_str());
+    // Linear-layer inputs saved for backward: f32 in every mode; an FP8 cache (1x128 tiles, one f32
+    // scale per 128) would hold them in 1 + 4/128 bytes per element.
+    int64_t linear_inputs = 0;
+    for (const ActivationEntry& e : model.model().activation_table())
+      for (const char* suffix : {"attn.xn", "attn.cqn", "attn.ckv", "attn.o", "ffn.xn"})
+        if (e.name.ends_with(suffix)) linear_inputs += e.bytes;
+    const int64_t fp8_cache = linear_inputs / 4 + linear_inputs / 4 / 128 * 4;
+    std::printf("precision %s: optimizer moments %s; activations cached in f32 in every mode (linear-layer inputs "
+                "%s of them; in FP8 they would take %s)\n",
+                o->precision.c_str(), t.optimizer.moments == MomentDType::BF16 ? "bf16" : "f32",
+                gib(linear_inputs).c_str(), gib(fp8_cache).c_str());
     std::printf("data: %lld train tokens (%lld windows of %lld), %lld validation tokens\n",
                 (long long)data->train().tokens(), (long long)data->train().windows(t.seq_len),
                 (long long)t.seq_len + 1, (long long)data->val().tokens());
@@ -197,7 +221,8 @@ RunFn setup_train(CLI::App& app) {
                 model.flops_note().c_str(), t.peak_gflops);
     std::fflush(stdout);
     // Saved with each checkpoint next to the trainer options, for --resume.
-    trainer.set_extra_options({{"data", fs::absolute(o->data).string()}, {"threads", num_threads()}});
+    trainer.set_extra_options(
+        {{"data", fs::absolute(o->data).string()}, {"threads", num_threads()}, {"precision", o->precision}});
     if (Status s = trainer.run(); !s.is_ok()) return fail("train", s.message());
     return 0;
   };

@@ -14,6 +14,7 @@
 #include "model/config.h"
 #include "model/gate.h"
 #include "train/activations.h"
+#include "train/linear.h"
 #include "train/model_params.h"
 
 namespace dsv3 {
@@ -28,6 +29,7 @@ struct LayerContext {
   float softmax_scale = 1.0f;
   bool recompute = false;
   double balance_alpha = 0.0;  // α; 0 disables the balance loss
+  Precision precision = Precision::kF32;  // of the MLA and MLP/expert projections (train/linear.h)
   StepScratch* scratch = nullptr;
 };
 
@@ -41,11 +43,12 @@ void mla_train_backward(float* dxn, const AttnParams& g, const float* dout, cons
 
 // y (N, dim) = w2(silu(x·w1ᵀ) ⊙ x·w3ᵀ); saves gate (N, inter) and up (N, inter). act is scratch.
 void mlp_train_forward(float* y, float* gate, float* up, float* act, const float* x, const MlpParams& p, int64_t N,
-                       int64_t dim);
+                       int64_t dim, Precision precision = Precision::kF32);
 // dx (N, dim) += backward of dy through the MLP; parameter gradients into g. Uses the
 // scratch dg, du, da (N·inter each).
 void mlp_train_backward(float* dx, const MlpParams& g, const float* dy, const float* x, const float* gate,
-                        const float* up, const MlpParams& p, int64_t N, int64_t dim, StepScratch& s);
+                        const float* up, const MlpParams& p, int64_t N, int64_t dim, StepScratch& s,
+                        Precision precision = Precision::kF32);
 
 // The gate-weight backward of one token (spec §3 step 6): w_j = rs·s_{e_j}/Σ_sel s (or rs·s_{e_j}
 // without normalization); ds (n_experts) += ∂/∂s of Σ_j dw_j·w_j. The selection is a constant.

@@ -11,25 +11,26 @@
 namespace dsv3 {
 
 void mlp_train_forward(float* y, float* gate, float* up, float* act, const float* x, const MlpParams& p, int64_t N,
-                       int64_t dim) {
+                       int64_t dim, Precision precision) {
   const int64_t I = p.inter;
-  linear_forward(gate, x, p.w1, N, dim, I);
-  linear_forward(up, x, p.w3, N, dim, I);
+  linear_forward(gate, x, p.w1, N, dim, I, precision);
+  linear_forward(up, x, p.w3, N, dim, I, precision);
   kernels::swiglu_forward(act, gate, up, N * I);
-  linear_forward(y, act, p.w2, N, I, dim);
+  linear_forward(y, act, p.w2, N, I, dim, precision);
 }
 
 void mlp_train_backward(float* dx, const MlpParams& g, const float* dy, const float* x, const float* gate,
-                        const float* up, const MlpParams& p, int64_t N, int64_t dim, StepScratch& s) {
+                        const float* up, const MlpParams& p, int64_t N, int64_t dim, StepScratch& s,
+                        Precision precision) {
   const int64_t I = p.inter;
   kernels::swiglu_forward(s.act, gate, up, N * I);  // recomputed rather than saved
   std::fill(s.da, s.da + N * I, 0.0f);
-  linear_backward(s.da, g.w2, dy, s.act, p.w2, N, I, dim);
+  linear_backward(s.da, g.w2, dy, s.act, p.w2, N, I, dim, precision);
   std::fill(s.dg, s.dg + N * I, 0.0f);
   std::fill(s.du, s.du + N * I, 0.0f);
   kernels::swiglu_backward(s.dg, s.du, s.da, gate, up, N * I);
-  linear_backward(dx, g.w1, s.dg, x, p.w1, N, dim, I);
-  linear_backward(dx, g.w3, s.du, x, p.w3, N, dim, I);
+  linear_backward(dx, g.w1, s.dg, x, p.w1, N, dim, I, precision);
+  linear_backward(dx, g.w3, s.du, x, p.w3, N, dim, I, precision);
 }
 
 void gate_weights_backward(float* ds, const float* dw, const float* s, const int32_t* experts,
@@ -130,7 +131,8 @@ double moe_train_forward(float* y, FfnActs& a, const LayerParams& p, std::span<c
     if (n == 0) continue;
     for (int64_t i = 0; i < n; ++i)
       std::memcpy(s.xe + i * D, a.xn + (a.order[r0 + i] / K) * D, size_t(D) * sizeof(float));
-    mlp_train_forward(a.ey + r0 * D, a.eg + r0 * Ie, a.eu + r0 * Ie, s.act, s.xe, p.experts[size_t(e)], n, D);
+    mlp_train_forward(a.ey + r0 * D, a.eg + r0 * Ie, a.eu + r0 * Ie, s.act, s.xe, p.experts[size_t(e)], n, D,
+                      ctx.precision);
   }
   // Combine: y_t = Σ_j w_{t,j}·ey_{t,j}, slots in routing order.
   parallel_for(N, [&](int64_t t) {
@@ -143,7 +145,7 @@ double moe_train_forward(float* y, FfnActs& a, const LayerParams& p, std::span<c
     }
   });
   if (p.has_shared) {
-    mlp_train_forward(s.xe, a.g, a.u, s.act, a.xn, p.shared, N, D);
+    mlp_train_forward(s.xe, a.g, a.u, s.act, a.xn, p.shared, N, D, ctx.precision);
     for (int64_t i = 0; i < N * D; ++i) y[i] += s.xe[i];
   }
   if (ctx.balance_alpha == 0.0) return 0.0;
@@ -159,7 +161,7 @@ void moe_train_backward(float* dxn, const LayerParams& g, const float* dy, const
   const RouterConfig& rc = ctx.router;
   StepScratch& s = *ctx.scratch;
   const int64_t N = ctx.B * ctx.T, D = c.dim, E = rc.n_experts, K = rc.top_k, Ie = c.moe_inter_dim;
-  if (p.has_shared) mlp_train_backward(dxn, g.shared, dy, a.xn, a.g, a.u, p.shared, N, D, s);
+  if (p.has_shared) mlp_train_backward(dxn, g.shared, dy, a.xn, a.g, a.u, p.shared, N, D, s, ctx.precision);
   // Routed experts, ascending; each token's input gradient gathers its experts in that order.
   float* dxe = s.y;
   for (int64_t e = 0; e < E; ++e) {
@@ -180,7 +182,7 @@ void moe_train_backward(float* dxn, const LayerParams& g, const float* dy, const
     });
     std::fill(dxe, dxe + n * D, 0.0f);
     mlp_train_backward(dxe, g.experts[size_t(e)], s.dye, s.xe, a.eg + r0 * Ie, a.eu + r0 * Ie, p.experts[size_t(e)], n,
-                       D, s);
+                       D, s, ctx.precision);
     for (int64_t i = 0; i < n; ++i) {
       float* dst = dxn + (a.order[r0 + i] / K) * D;
       const float* src = dxe + i * D;

@@ -75,6 +75,7 @@ struct TrainModel::Impl {
     ctx.softmax_scale = softmax_scale;
     ctx.recompute = opt.recompute;
     ctx.balance_alpha = opt.balance_alpha;
+    ctx.precision = opt.precision;
     ctx.scratch = &arena.acts().scratch;
     return ctx;
   }

@@ -28,6 +28,7 @@
 #include "model/config.h"
 #include "model/weights.h"
 #include "train/activations.h"
+#include "train/linear.h"
 #include "train/params.h"
 
 namespace dsv3 {
@@ -39,6 +40,9 @@ struct TrainModelOptions {
   double balance_alpha = 1e-4;  // α of the sequence-wise balance loss (0 disables it)
   bool recompute = false;   // recompute RMSNorm outputs and MLA up-projections in backward
   bool mtp_report_normalizer = false;  // L^k = Σ/(B·T) as in the report instead of Σ/(B·(T−k))
+  // GEMM precision of the MLA and MLP/expert projections (train/linear.h); everything else
+  // (embedding, heads, router gate, eh_proj, norms, attention core) stays f32.
+  Precision precision = Precision::kF32;
 };
 
 // tokens (B, T + 1): the model reads tokens[:, 0:T] and predicts tokens[:, 1:T+1].

@@ -159,5 +159,36 @@ TEST_F(TrainResume, KilledBeforeLatestMovesAndCorruptNewestFallsBack) {
 
 }
 
+// --precision fp8: runs end to end, prints its memory accounting, keeps its precision when
+// resumed (the resumed run logs the uninterrupted run's losses exactly) and refuses to change it.
+TEST_F(TrainResume, Fp8RunResumesInFp8) {
+  const std::string a = dir_ / "a", b = dir_ / "b";
+  const std::string args = train_args(a) + " --precision fp8";
+  RunResult full = run(args, "", dir_);
+  ASSERT_EQ(full.exit_code, 0) << full.output;
+  EXPECT_NE(full.output.find("precision fp8: optimizer moments bf16"), std::string::npos) << full.output;
+  auto [want_train, want_eval] = losses(a + "/metrics.jsonl");
+  ASSERT_EQ(want_train.size(), 12u);
+
+  RunResult killed = run(train_args(b) + " --precision fp8", "DSV3_TEST_KILL_AT_STEP=9", dir_);
+  ASSERT_EQ(killed.signal, 9) << killed.output;
+  RunResult changed = run("train --resume " + b + " --threads 1 --precision bf16", "", dir_);
+  EXPECT_NE(changed.exit_code, 0);
+  EXPECT_NE(changed.output.find("--precision cannot change"), std::string::npos) << changed.output;
+  RunResult resumed = run("train --resume " + b + " --threads 1", "", dir_);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("precision fp8"), std::string::npos) << resumed.output;
+  auto [got_train, got_eval] = losses(b + "/metrics.jsonl");
+  EXPECT_EQ(got_train, want_train);
+  EXPECT_EQ(got_eval, want_eval);
+
+  // The fp32 run of the same seed differs (the recipe is on) but not by much.
+  const std::string c = dir_ / "c";
+  ASSERT_EQ(run(train_args(c), "", dir_).exit_code, 0);
+  auto [f32_train, f32_eval] = losses(c + "/metrics.jsonl");
+  EXPECT_NE(f32_train.at(12), want_train.at(12));
+  EXPECT_NEAR(f32_train.at(1), want_train.at(1), 0.05 * f32_train.at(1));
+}
+
 }  // namespace
 }  // namespace dsv3
