@@ -53,14 +53,16 @@ def stream_request(port, body, out):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", default="build/dsv3")
-    ap.add_argument("--config", default="bench/configs/bench-small.json")
+    ap.add_argument("--config", default="bench/configs/bench-small.json", help="random weights of this config")
+    ap.add_argument("--model", help="serve this model directory instead of random weights")
     ap.add_argument("--tokenizer", default="tests/golden/tokenizer/trained")
     ap.add_argument("--streams", default="1,2,4,8")
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--prompt", default="Tell me about the history of the city and its bridges.")
     args = ap.parse_args()
     levels = [int(x) for x in args.streams.split(",")]
-    server = subprocess.Popen([args.binary, "serve", "--random-config", args.config, "--tokenizer", args.tokenizer,
+    source = ["--model", args.model] if args.model else ["--random-config", args.config, "--tokenizer", args.tokenizer]
+    server = subprocess.Popen([args.binary, "serve", *source,
                                "--port", "0", "--max-batch", str(max(levels)), "--kv-cache-mb", "512"],
                               stdout=subprocess.PIPE, text=True)
     line = server.stdout.readline()
