@@ -43,10 +43,15 @@ LoadSummary summarize_load(const std::vector<std::vector<int64_t>>& counts,
   if (counts.empty()) return sum;
   DSV3_CHECK(biases.empty() || biases.size() == counts.size(), "{} bias vectors for {} layers",
              biases.size(), counts.size());
+  int64_t active = 0;  // layers that routed tokens this step (an MTP block with λ = 0 routes none)
   for (size_t l = 0; l < counts.size(); ++l) {
     std::span<const float> b = biases.empty() ? std::span<const float>() : std::span<const float>(biases[l]);
     LayerLoadStats s = layer_load_stats(counts[l], b);
-    if (l == 0) {
+    sum.layers.push_back(s);
+    int64_t routed = 0;
+    for (int64_t c : counts[l]) routed += c;
+    if (routed == 0) continue;
+    if (active++ == 0) {
       sum.min_rel = s.min_rel;
       sum.max_rel = s.max_rel;
       sum.bias_min = s.bias_min;
@@ -59,9 +64,8 @@ LoadSummary summarize_load(const std::vector<std::vector<int64_t>>& counts,
     sum.zero_experts += s.zero_experts;
     sum.bias_min = std::min(sum.bias_min, s.bias_min);
     sum.bias_max = std::max(sum.bias_max, s.bias_max);
-    sum.layers.push_back(s);
   }
-  sum.max_vio_mean /= double(counts.size());
+  if (active > 0) sum.max_vio_mean /= double(active);
   return sum;
 }
 

@@ -27,7 +27,8 @@ struct LayerLoadStats {
 LayerLoadStats layer_load_stats(std::span<const int64_t> counts, std::span<const float> bias);
 
 struct LoadSummary {
-  double max_vio_mean = 0;  // MaxVio_batch averaged over layers
+  double max_vio_mean = 0;  // MaxVio_batch averaged over the layers that routed tokens
+                            // (an MTP block trained with weight 0 routes none and is left out)
   double max_vio_max = 0;   // the worst layer
   double min_rel = 0;       // min over layers of the min relative load
   double max_rel = 0;       // max over layers of the max relative load

@@ -64,3 +64,21 @@ TEST(Balance, AccumulateCounts) {
 
 }  // namespace
 }  // namespace dsv3
+
+namespace dsv3 {
+namespace {
+
+// A layer that routed no tokens (the MTP block when its loss weight is 0) must not halve the
+// mean MaxVio nor count its experts as idle.
+TEST(BalanceSummary, LayersThatRoutedNothingAreLeftOut) {
+  const std::vector<std::vector<int64_t>> counts = {{6, 2, 0, 0}, {0, 0, 0, 0}};
+  LoadSummary s = summarize_load(counts, {});
+  // Layer 0: mean load 2, max 6 -> MaxVio (6 - 2) / 2 = 2; two idle experts.
+  EXPECT_DOUBLE_EQ(s.max_vio_mean, 2.0);
+  EXPECT_DOUBLE_EQ(s.max_vio_max, 2.0);
+  EXPECT_EQ(s.zero_experts, 2);
+  EXPECT_EQ(s.layers.size(), 2u);
+}
+
+}  // namespace
+}  // namespace dsv3
