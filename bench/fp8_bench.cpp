@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/parallel_for.h"
+#include "bench_util.h"
 #include "core/rng.h"
 #include "kernels/fp8_gemm.h"
 #include "kernels/fp8_quant.h"
@@ -28,20 +29,6 @@ namespace {
 
 constexpr int64_t kTokens = 2048;
 
-std::vector<float> normal_matrix(int64_t n, uint64_t seed) {
-  Rng rng(seed);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = rng.next_normal();
-  return v;
-}
-
-void set_threads(int threads) {
-  set_num_threads(threads);
-#ifdef DSV3_HAVE_BLAS
-  openblas_set_num_threads(threads);
-#endif
-}
-
 void count_flops(benchmark::State& state, int64_t M, int64_t N, int64_t K) {
   state.counters["GFLOP"] = benchmark::Counter(2e-9 * double(M * N * K) * double(state.iterations()),
                                                benchmark::Counter::kIsRate);
@@ -50,8 +37,8 @@ void count_flops(benchmark::State& state, int64_t M, int64_t N, int64_t K) {
 // C (M, N) = A (M, K) · B (K, N) with FP8 operands: A in 1x128 tiles, B in 128x128 blocks
 // (fprop / dgrad) or 128x1 tiles (wgrad; accumulating, as Wgrad does).
 void bench_fp8(benchmark::State& state, int64_t M, int64_t N, int64_t K, bool col_tiles, bool twin) {
-  set_threads(int(state.range(0)));
-  const auto a = normal_matrix(M * K, 1), b = normal_matrix(K * N, 2);
+  bench::set_threads(int(state.range(0)));
+  const auto a = bench::random_normals(M * K, 1), b = bench::random_normals(K * N, 2);
   std::vector<uint8_t> aq(a.size()), bq(b.size());
   std::vector<float> as(size_t(M * fp8_groups(K))), bs(size_t(fp8_groups(K) * (col_tiles ? N : fp8_groups(N))));
   quantize_1x128(aq.data(), as.data(), a.data(), M, K, K, ScaleFmt::kF32);
@@ -77,8 +64,8 @@ void bench_fp8(benchmark::State& state, int64_t M, int64_t N, int64_t K, bool co
 }
 
 void bench_bf16(benchmark::State& state, int64_t M, int64_t N, int64_t K) {
-  set_threads(int(state.range(0)));
-  const auto a = normal_matrix(M * K, 1), b = normal_matrix(K * N, 2);
+  bench::set_threads(int(state.range(0)));
+  const auto a = bench::random_normals(M * K, 1), b = bench::random_normals(K * N, 2);
   std::vector<float> c(size_t(M * N));
   for (auto _ : state) {
     bf16_gemm(c.data(), N, a.data(), b.data(), M, N, K, false);
@@ -89,8 +76,8 @@ void bench_bf16(benchmark::State& state, int64_t M, int64_t N, int64_t K) {
 
 #ifdef DSV3_HAVE_BLAS
 void bench_sgemm(benchmark::State& state, int64_t M, int64_t N, int64_t K) {
-  set_threads(int(state.range(0)));
-  const auto a = normal_matrix(M * K, 1), b = normal_matrix(K * N, 2);
+  bench::set_threads(int(state.range(0)));
+  const auto a = bench::random_normals(M * K, 1), b = bench::random_normals(K * N, 2);
   std::vector<float> c(size_t(M * N));
   for (auto _ : state) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(M), int(N), int(K), 1.0f, a.data(), int(K), b.data(),
@@ -103,9 +90,9 @@ void bench_sgemm(benchmark::State& state, int64_t M, int64_t N, int64_t K) {
 
 // The quantization work of one FP8 Linear step with x (T, K), W (N, K), dy (T, N).
 void bench_quant(benchmark::State& state, int64_t N, int64_t K) {
-  set_threads(int(state.range(0)));
+  bench::set_threads(int(state.range(0)));
   const int64_t T = kTokens;
-  const auto x = normal_matrix(T * K, 1), w = normal_matrix(N * K, 2), dy = normal_matrix(T * N, 3);
+  const auto x = bench::random_normals(T * K, 1), w = bench::random_normals(N * K, 2), dy = bench::random_normals(T * N, 3);
   std::vector<uint8_t> q1(size_t(T * K)), q2(size_t(T * K)), qw(size_t(N * K)), qd(size_t(T * N)), qdt(size_t(T * N));
   std::vector<float> s1(size_t(T * fp8_groups(K))), s2(size_t(fp8_groups(T) * K)),
       sw(size_t(fp8_groups(N) * fp8_groups(K))), sd(size_t(T * fp8_groups(N))), sdt(size_t(N * fp8_groups(T)));

@@ -17,6 +17,7 @@
 
 #include "core/numeric.h"
 #include "core/parallel_for.h"
+#include "bench_util.h"
 #include "core/rng.h"
 #include "kernels/dispatch.h"
 #include "kernels/gemm.h"
@@ -48,20 +49,6 @@ const uint8_t* weight_pool() {
   return pool.get();
 }
 
-std::vector<float> random_vector(int64_t n, uint64_t seed) {
-  Rng rng(seed);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = rng.next_normal();
-  return v;
-}
-
-void set_threads(int threads) {
-  set_num_threads(threads);
-#ifdef DSV3_HAVE_BLAS
-  openblas_set_num_threads(threads);
-#endif
-}
-
 struct PathGuard {
   explicit PathGuard(KernelPath p) : saved(kernel_path()) { set_kernel_path(p); }
   ~PathGuard() { set_kernel_path(saved); }
@@ -71,13 +58,13 @@ struct PathGuard {
 // y (T, N) = x (T, K) · Wᵀ with W (N, K) in `dtype`, a new copy of W from the pool every call.
 void bench_matmul(benchmark::State& state, DType dtype, int64_t N, int64_t K, int64_t T, int threads,
                   KernelPath path) {
-  set_threads(threads);
+  bench::set_threads(threads);
   PathGuard guard(path);
   const int64_t wbytes = N * K * int64_t(dtype_size(dtype));
   const int64_t copies = std::max<int64_t>(1, kPoolBytes / wbytes);
   const uint8_t* pool = weight_pool();
   std::vector<float> scales(size_t(((N + 127) / 128) * ((K + 127) / 128)), 1.0f / 448.0f);
-  const std::vector<float> x = random_vector(T * K, 2);
+  const std::vector<float> x = bench::random_normals(T * K, 2);
   std::vector<float> y(size_t(T * N));
   WeightMatrix w;
   w.dtype = dtype;
@@ -99,10 +86,10 @@ enum class Impl { kDsv3, kOpenBlas };
 
 void bench_gemm(benchmark::State& state, int64_t M, int64_t N, int64_t K, Op op_a, Op op_b, int threads, Impl impl,
                 KernelPath path) {
-  set_threads(threads);
+  bench::set_threads(threads);
   PathGuard guard(path);
   const int64_t lda = op_a == Op::N ? K : M, ldb = op_b == Op::N ? N : K;
-  const std::vector<float> a = random_vector(M * K, 3), b = random_vector(K * N, 4);
+  const std::vector<float> a = bench::random_normals(M * K, 3), b = bench::random_normals(K * N, 4);
   std::vector<float> c(size_t(M * N));
   for (auto _ : state) {
     if (impl == Impl::kDsv3) {
