@@ -11,6 +11,7 @@
 
 #include "core/check.h"
 #include "core/parallel_for.h"
+#include "kernels/dispatch.h"
 
 namespace dsv3::kernels {
 
@@ -213,11 +214,6 @@ struct F32Source {
   }
 };
 
-bool cpu_has_avx2_fma_f16c() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-}
-
 // |v| rounded to `bits` significant bits (toward zero, or to nearest-even), sign kept.
 double round_significant(double v, int bits, AccRounding mode) {
   if (v == 0.0 || !std::isfinite(v)) return v;
@@ -228,10 +224,8 @@ double round_significant(double v, int bits, AccRounding mode) {
 
 }  // namespace
 
-bool fp8_gemm_fast_available() {
-  static const bool available = cpu_has_avx2_fma_f16c();
-  return available;
-}
+// The kernels' one dispatch decision (CPU support, DSV3_KERNELS=portable, set_kernel_path).
+bool fp8_gemm_fast_available() { return kernel_path() == KernelPath::kAvx2; }
 
 void fp8_gemm_ref(float* C, int64_t ldc, const Fp8Lhs& a, const Fp8Rhs& b, bool accumulate) {
   check_shapes(a, b);

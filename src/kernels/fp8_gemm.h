@@ -72,7 +72,8 @@ Fp8Rhs col_tiles_rhs(const uint8_t* q, const float* s, int64_t T, int64_t K);
 void fp8_gemm(float* C, int64_t ldc, const Fp8Lhs& a, const Fp8Rhs& b, bool accumulate);
 // The slow twin: the arithmetic above written as plain loops. Bit-identical to fp8_gemm.
 void fp8_gemm_ref(float* C, int64_t ldc, const Fp8Lhs& a, const Fp8Rhs& b, bool accumulate);
-// Whether fp8_gemm runs its AVX2/FMA/F16C path on this CPU (otherwise it runs the twin).
+// Whether fp8_gemm runs its AVX2/FMA/F16C path: the CPU has it and DSV3_KERNELS / set_kernel_path
+// do not force the portable path (otherwise it runs the twin).
 bool fp8_gemm_fast_available();
 
 // The training GEMMs with their tilings spelled out (contiguous outputs).
