@@ -192,6 +192,9 @@ void Engine::run() {
   std::vector<float> logits;
   std::vector<SeqChunk> batch;
 
+  // A sequence's final event is published only after its pages are back in the pool and the gauges
+  // say so: a client that reads /metrics right after its response must see the freed pages.
+  std::vector<std::pair<std::shared_ptr<RequestStream>, StreamEvent>> finals;
   auto finish = [&](Sequence& s, FinishReason reason, std::string tail) {
     StreamEvent e;
     e.text = std::move(tail);
@@ -199,9 +202,13 @@ void Engine::run() {
     e.finish = reason;
     e.prompt_tokens = int64_t(s.req.prompt.size());
     e.completion_tokens = int64_t(s.generated.size());
-    s.stream->push(std::move(e));
     s.cache.release();
     s.finished = true;
+    finals.emplace_back(s.stream, std::move(e));
+  };
+  auto publish_finals = [&] {
+    for (auto& [stream, e] : finals) stream->push(std::move(e));
+    finals.clear();
   };
   // Handles generated token `tok` of sequence s: stop conditions, detokenization, stop strings.
   auto emit = [&](Sequence& s, int32_t tok) {
@@ -228,6 +235,7 @@ void Engine::run() {
   };
 
   for (;;) {
+    bool drained = false, idle = false;
     {
       std::unique_lock lock(m.mu);
       m.cv.wait(lock, [&] { return m.stopping || !m.waiting.empty() || !m.active.empty(); });
@@ -263,9 +271,12 @@ void Engine::run() {
       }
       m.n_active = int64_t(m.active.size());
       m.pages_used = m.pool->pages_in_use();
-      if (m.stopping && m.active.empty() && m.waiting.empty()) return;
-      if (m.active.empty()) continue;
+      drained = m.stopping && m.active.empty() && m.waiting.empty();
+      idle = m.active.empty();
     }
+    publish_finals();
+    if (drained) return;
+    if (idle) continue;
 
     // One batched forward: a prefill chunk or one decode token per sequence.
     batch.clear();
@@ -297,10 +308,13 @@ void Engine::run() {
         emit(s, s.sampler.sample(row, s.req.prompt, s.generated));
       }
     }
-    std::lock_guard lock(m.mu);
-    std::erase_if(m.active, [](const auto& s) { return s->finished; });
-    m.n_active = int64_t(m.active.size());
-    m.pages_used = m.pool->pages_in_use();
+    {
+      std::lock_guard lock(m.mu);
+      std::erase_if(m.active, [](const auto& s) { return s->finished; });
+      m.n_active = int64_t(m.active.size());
+      m.pages_used = m.pool->pages_in_use();
+    }
+    publish_finals();
   }
 }
 

@@ -191,7 +191,9 @@ HttpServer::HttpServer(Engine& engine, Metrics& metrics, HttpOptions opt)
   svr.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
     send_error(res, {500, "internal error", "server_error", "", ""});
   });
-  svr.set_logger([&m](const httplib::Request& req, const httplib::Response& res) {
+  // Counted before the response is written (the logger runs after), so a client that reads /metrics
+  // right after its response always sees its own request.
+  svr.set_post_routing_handler([&m](const httplib::Request& req, httplib::Response& res) {
     m.metrics.count_request(route_label(req.path), res.status);
   });
 
