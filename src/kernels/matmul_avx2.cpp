@@ -33,6 +33,15 @@ namespace {
 
 constexpr int64_t kDecodeMaxT = 8;
 
+// Decode streams each weight row once. The hardware prefetchers alone leave one core far below
+// its share of the bandwidth on this access pattern (R rows read side by side), so the bytes
+// [offset, offset + len) of the row `distance` (+ 1 KiB) further on are requested ahead of use.
+// Measured: FP8 T=1 2816x1024 from DRAM, 4.6 -> 9.3 GB/s on one thread (the distance was tuned).
+inline void prefetch_ahead(const void* row, int64_t offset, int64_t len, int64_t distance) {
+  const char* p = static_cast<const char*>(row) + offset + distance + 1024;
+  for (int64_t b = 0; b < len; b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
+}
+
 // Eight weights of row `p` (already offset to the row) at column k, in f32. `s256` is the FP8
 // block scale times 2^8 (unused for other types).
 template <DType D>
@@ -66,6 +75,7 @@ void decode_rows(float* y, int64_t ldy, const float* x, int64_t ldx, const Weigh
     if constexpr (D == DType::F8_E4M3) {
       for (int r = 0; r < R; ++r) s256[r] = _mm256_set1_ps(srow[r][kb / kFp8Block] * 256.0f);
     }
+    for (int r = 0; r < R; ++r) prefetch_ahead(rows[r], kb * esize, kFp8Block * esize, R * K * esize);
     const int64_t kend = std::min(kb + kFp8Block, k_main);
     for (int64_t k = kb; k < kend; k += 8) {
       // Fully unrolled over r and t so that acc, xv and s256 stay in registers.
@@ -151,6 +161,7 @@ void decode_rows_fp8(float* y, int64_t ldy, const float* x, int64_t ldx, const W
   };
   for (int64_t kb = 0; kb < K; kb += kFp8Block) {
     const int64_t kend = std::min(kb + kFp8Block, K);
+    for (int r = 0; r < R; ++r) prefetch_ahead(rows[r], kb, kFp8Block, R * K);
     __m256 blk[R][T][H];
     for (int r = 0; r < R; ++r) {
       for (int t = 0; t < T; ++t) {
