@@ -25,6 +25,7 @@
 namespace dsv3::kernels {
 
 constexpr int64_t kFp8Block = 128;  // DeepSeek-V3 weight_block_size [128, 128]
+constexpr int64_t kDecodeMaxTokens = 8;  // T <= this: the decode regime (see above)
 
 struct WeightMatrix {
   const void* data = nullptr;  // (rows, cols), row-major, element type `dtype`; row 0 of this view

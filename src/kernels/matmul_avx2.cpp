@@ -31,7 +31,7 @@
 namespace dsv3::kernels::avx2 {
 namespace {
 
-constexpr int64_t kDecodeMaxT = 8;
+constexpr int64_t kDecodeMaxT = kDecodeMaxTokens;
 
 // Decode streams each weight row once. The hardware prefetchers alone leave one core far below
 // its share of the bandwidth on this access pattern (R rows read side by side), so the bytes

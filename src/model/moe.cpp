@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/matmul.h"
+
 namespace dsv3 {
 
 void LocalMoeDispatcher::routed_experts(float* y, const float* x, int64_t N, const Routing& routing,
@@ -18,22 +20,32 @@ void LocalMoeDispatcher::routed_experts(float* y, const float* x, int64_t N, con
   for (int64_t e = 0; e < E; ++e) offsets_[size_t(e + 1)] = offsets_[size_t(e)] + counts_[size_t(e)];
   cursor_.assign(offsets_.begin(), offsets_.end() - 1);
   for (int64_t a = 0; a < N * K; ++a) order_[size_t(cursor_[size_t(routing.experts[size_t(a)])]++)] = int32_t(a);
-  // One batched FFN per active expert over its gathered tokens, then a weighted scatter-add.
-  // Experts are visited in ascending order, so each token sums its contributions in that order.
+  // Every active expert's tokens gathered into one buffer, experts in ascending order. Experts
+  // with decode-sized batches run together (grouped_mlp_forward: two parallel regions for all of
+  // them); larger batches one FFN per expert, each parallel inside its GEMMs.
+  float* xe = xe_.get(N * K * dim);
+  float* ye = ye_.get(N * K * dim);
+  for (int64_t i = 0; i < N * K; ++i) {
+    std::memcpy(xe + i * dim, x + (order_[size_t(i)] / K) * dim, size_t(dim) * sizeof(float));
+  }
+  jobs_.clear();
   for (int64_t e = 0; e < E; ++e) {
-    const int64_t n = counts_[size_t(e)];
+    const int64_t n = counts_[size_t(e)], off = offsets_[size_t(e)] * dim;
     if (n == 0) continue;
-    float* xe = xe_.get(n * dim);
-    float* ye = ye_.get(n * dim);
-    const int32_t* assign = order_.data() + offsets_[size_t(e)];
-    for (int64_t i = 0; i < n; ++i) std::memcpy(xe + i * dim, x + (assign[i] / K) * dim, size_t(dim) * sizeof(float));
-    mlp_forward(ye, xe, n, w.experts[size_t(e)], mlp_);
-    for (int64_t i = 0; i < n; ++i) {
-      const float g = routing.weights[size_t(assign[i])];
-      float* yt = y + (assign[i] / K) * dim;
-      const float* src = ye + i * dim;
-      for (int64_t c = 0; c < dim; ++c) yt[c] += g * src[c];
+    if (n <= kernels::kDecodeMaxTokens) {
+      jobs_.push_back({&w.experts[size_t(e)], xe + off, ye + off, n});
+    } else {
+      mlp_forward(ye + off, xe + off, n, w.experts[size_t(e)], mlp_);
     }
+  }
+  grouped_mlp_forward(jobs_, mlp_);
+  // Weighted scatter-add in ascending expert order, so each token sums its contributions in that order.
+  for (int64_t i = 0; i < N * K; ++i) {
+    const int32_t a = order_[size_t(i)];
+    const float g = routing.weights[size_t(a)];
+    float* yt = y + (a / K) * dim;
+    const float* src = ye + i * dim;
+    for (int64_t c = 0; c < dim; ++c) yt[c] += g * src[c];
   }
 }
 

@@ -34,7 +34,8 @@ class LocalMoeDispatcher final : public MoeDispatcher {
  private:
   std::vector<int64_t> counts_, offsets_, cursor_;
   std::vector<int32_t> order_;  // assignment indices (t·k + j) sorted by expert
-  Scratch xe_, ye_;
+  Scratch xe_, ye_;  // tokens gathered by expert, and the experts' outputs
+  std::vector<FfnJob> jobs_;
   MlpScratch mlp_;
 };
 
