@@ -13,8 +13,9 @@ namespace dsv3::cli {
 namespace {
 
 struct BenchCliOptions {
-  std::string config, dtype = "fp8";
+  std::string config, dtype = "fp8", head_dtype;  // head_dtype empty: same as dtype
   int threads = 0;
+  int64_t bandwidth_mib = 1024;
   BenchOptions bench;
   bool json = false;
 };
@@ -22,13 +23,20 @@ struct BenchCliOptions {
 int run_bench_cli(BenchCliOptions& o) {
   auto cfg = load_model_config(o.config);
   if (!cfg) return fail("bench", cfg.message());
-  o.bench.dtype = o.dtype == "fp8" ? DType::F8_E4M3 : o.dtype == "bf16" ? DType::BF16 : DType::F32;
+  auto parse = [](const std::string& d) {
+    return d == "fp8" ? DType::F8_E4M3 : d == "bf16" ? DType::BF16 : DType::F32;
+  };
+  if (o.head_dtype.empty()) o.head_dtype = o.dtype;
+  o.bench.dtype = parse(o.dtype);
+  o.bench.head_dtype = parse(o.head_dtype);
+  o.bench.bandwidth_bytes = o.bandwidth_mib << 20;
   apply_threads(o.threads);
   auto r = run_bench(*cfg, o.bench);
   if (!r) return fail("bench", r.message());
   if (o.json) {
     nlohmann::json j = {{"config", o.config},
                         {"dtype", o.dtype},
+                        {"head_dtype", o.head_dtype},
                         {"threads", r->threads},
                         {"prompt", o.bench.prompt},
                         {"gen", o.bench.gen},
@@ -45,8 +53,8 @@ int run_bench_cli(BenchCliOptions& o) {
     fmt::print("{}\n", j.dump(2));
     return 0;
   }
-  fmt::print("config {}  dtype {}  threads {}  prompt {}  gen {}\n", o.config, o.dtype, r->threads, o.bench.prompt,
-             o.bench.gen);
+  fmt::print("config {}  dtype {} (head {})  threads {}  prompt {}  gen {}\n", o.config, o.dtype, o.head_dtype,
+             r->threads, o.bench.prompt, o.bench.gen);
   fmt::print("prefill  {:9.1f} tok/s   ({:.1f} GFLOP/s at {:.3f} GFLOP/token)\n", r->prefill_tok_s,
              r->prefill_tok_s * r->prefill_gflop_per_token, r->prefill_gflop_per_token);
   fmt::print("decode   {:9.1f} tok/s\n", r->decode_tok_s);
@@ -63,11 +71,16 @@ RunFn setup_bench(CLI::App& app) {
   app.add_option("--config", o->config, "model config.json (e.g. bench-small.json)")->required();
   app.add_option("--dtype", o->dtype, "weight storage: fp8 (E4M3 + 128x128 scales), bf16, f32")
       ->check(CLI::IsMember({"fp8", "bf16", "f32"}));
+  app.add_option("--head-dtype", o->head_dtype,
+                 "output head storage (default: as --dtype; DeepSeek's FP8 checkpoints keep it bf16)")
+      ->check(CLI::IsMember({"fp8", "bf16", "f32"}));
   app.add_option("--threads", o->threads, "threads (default: all cores)");
   app.add_option("--prompt", o->bench.prompt, "prompt tokens (prefill)");
   app.add_option("--gen", o->bench.gen, "generated tokens (decode)");
   app.add_option("--repeats", o->bench.repeats, "runs to take the median of")->check(CLI::PositiveNumber);
   app.add_option("--seed", o->bench.seed, "weights and prompt seed");
+  app.add_option("--bandwidth-mib", o->bandwidth_mib, "array size of the read-bandwidth measurement (well above L3)")
+      ->check(CLI::Range(1, 1 << 16));
   app.add_flag("--json", o->json, "print one JSON object");
   return [o] { return run_bench_cli(*o); };
 }

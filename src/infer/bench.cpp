@@ -70,7 +70,7 @@ Result<BenchResult> run_bench(const ModelConfig& cfg, const BenchOptions& opt) {
   }
   BenchResult res;
   res.threads = num_threads();
-  RandomWeights rw(cfg, {.dtype = opt.dtype, .seed = opt.seed});
+  RandomWeights rw(cfg, {.dtype = opt.dtype, .seed = opt.seed, .head_dtype = opt.head_dtype});
   Transformer model(cfg, rw.weights());
   const int64_t total = opt.prompt + opt.gen;
   KvPool pool(model.cache_layers(), model.cache_row_dim(), 64, (total + 63) / 64);
@@ -97,7 +97,7 @@ Result<BenchResult> run_bench(const ModelConfig& cfg, const BenchOptions& opt) {
   }
   res.prefill_tok_s = double(opt.prompt) / median(prefill_s);
   res.decode_tok_s = double(opt.gen) / median(decode_s);
-  res.bandwidth_gb_s = kernels::measure_read_bandwidth(int64_t(1) << 30, res.threads, 5).gb_per_s;
+  res.bandwidth_gb_s = kernels::measure_read_bandwidth(opt.bandwidth_bytes, res.threads, 5).gb_per_s;
   res.weight_bytes_per_token = weight_bytes_per_token(cfg, rw.weights());
   const double mean_pos = double(opt.prompt) + double(opt.gen - 1) / 2.0;
   res.kv_bytes_per_token = double(pool.bytes_per_token()) * mean_pos;

@@ -13,9 +13,13 @@ namespace dsv3 {
 
 struct BenchOptions {
   DType dtype = DType::F8_E4M3;
+  // Output head storage. DeepSeek's FP8 checkpoints keep it BF16; llama.cpp-style quantized
+  // models quantize it like the rest, which is what peer figures measure.
+  DType head_dtype = DType::F8_E4M3;
   int64_t prompt = 512;
   int64_t gen = 128;
   int repeats = 3;  // medians over this many runs
+  int64_t bandwidth_bytes = int64_t(1) << 30;  // array read by the bandwidth measurement
   uint64_t seed = 1;
 };
 

@@ -54,7 +54,7 @@ RandomWeights::RandomWeights(const ModelConfig& cfg, const RandomWeightsOptions&
   weights_.embed = matrix(cfg.vocab_size, D, hi);
   for (int64_t l = 0; l < cfg.n_layers; ++l) weights_.layers.push_back(layer(l));
   weights_.norm = vector(D, 1.0f, opt.norm_noise);
-  weights_.head = cfg.tie_word_embeddings ? weights_.embed : matrix(cfg.vocab_size, D, hi);
+  weights_.head = cfg.tie_word_embeddings ? weights_.embed : matrix(cfg.vocab_size, D, opt.head_dtype.value_or(hi));
   for (int64_t k = 0; k < cfg.n_mtp_layers; ++k) {
     LayerWeights L = layer(cfg.n_layers + k);
     L.mtp.enorm = vector(D, 1.0f, opt.norm_noise);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <memory>
 #include <vector>
 
@@ -19,6 +20,8 @@ struct RandomWeightsOptions {
   float std = 0.05f;         // matrices ~ N(0, std²)
   float norm_noise = 0.1f;   // norm weights ~ 1 + U(-noise, noise)
   float bias_range = 0.1f;   // router correction bias ~ U(-range, range)
+  // Output head storage. Unset: like DeepSeek's FP8 checkpoints, BF16 unless dtype is F32.
+  std::optional<DType> head_dtype = std::nullopt;
 };
 
 class RandomWeights {

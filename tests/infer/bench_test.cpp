@@ -1,0 +1,76 @@
+// `dsv3 bench` (infer/bench.h): the byte count behind the decode bound, and the CLI's JSON.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "infer/bench.h"
+#include "support/checkpoint_writer.h"
+#include "support/model_fixtures.h"
+
+namespace dsv3 {
+namespace {
+
+BenchOptions small_run(DType dtype, DType head) {
+  BenchOptions o;
+  o.dtype = dtype;
+  o.head_dtype = head;
+  o.prompt = 5;
+  o.gen = 3;
+  o.repeats = 1;
+  o.bandwidth_bytes = int64_t(8) << 20;
+  return o;
+}
+
+TEST(Bench, HeadDtypeChangesBytesPerTokenByExactlyTheHeadsBytes) {
+  const ModelConfig c = testing::odd_shapes_v3_config();
+  auto bf16 = run_bench(c, small_run(DType::F8_E4M3, DType::BF16));
+  auto fp8 = run_bench(c, small_run(DType::F8_E4M3, DType::F8_E4M3));
+  ASSERT_TRUE(bf16.is_ok()) << bf16.message();
+  ASSERT_TRUE(fp8.is_ok()) << fp8.message();
+  // Head (vocab, dim): 2 bytes per weight in BF16; 1 byte plus one f32 scale per 128x128 block in FP8.
+  const double V = double(c.vocab_size), D = double(c.dim);
+  const double blocks = double((c.vocab_size + 127) / 128) * double((c.dim + 127) / 128);
+  EXPECT_DOUBLE_EQ(bf16->weight_bytes_per_token - fp8->weight_bytes_per_token, 2 * V * D - (V * D + 4 * blocks));
+  for (const BenchResult* r : {&*bf16, &*fp8}) {
+    EXPECT_GT(r->prefill_tok_s, 0);
+    EXPECT_GT(r->decode_tok_s, 0);
+    EXPECT_GT(r->bandwidth_gb_s, 0);
+    EXPECT_DOUBLE_EQ(r->bytes_per_token, r->weight_bytes_per_token + r->kv_bytes_per_token);
+    EXPECT_DOUBLE_EQ(r->decode_bound_tok_s, r->bandwidth_gb_s * 1e9 / r->bytes_per_token);
+  }
+}
+
+TEST(Bench, RefusesARunPastTheContext) {
+  ModelConfig c = testing::odd_shapes_v3_config();
+  BenchOptions o = small_run(DType::F32, DType::F32);
+  o.prompt = c.max_position_embeddings;
+  EXPECT_FALSE(run_bench(c, o).is_ok());
+}
+
+TEST(BenchCli, JsonHasTheFiguresTheDocsQuote) {
+  const std::string dir = testing::make_temp_dir("bench");
+  ASSERT_TRUE(testing::write_random_checkpoint(dir, testing::tiny_v3_config(), {.dtype = DType::F32}).is_ok());
+  const std::string cmd = std::string(DSV3_BINARY) + " bench --config " + dir +
+                          "/config.json --threads 1 --prompt 6 --gen 2 --repeats 1 --bandwidth-mib 8 --json";
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  ASSERT_EQ(pclose(p), 0) << out;
+  const nlohmann::json j = nlohmann::json::parse(out);
+  for (const char* key : {"prefill_tok_s", "decode_tok_s", "bandwidth_gb_s", "bytes_per_token", "decode_bound_tok_s"}) {
+    ASSERT_TRUE(j.contains(key)) << key << "\n" << out;
+    EXPECT_GT(j[key].get<double>(), 0) << key;
+  }
+  EXPECT_EQ(j["dtype"], "fp8");
+  EXPECT_EQ(j["head_dtype"], "fp8");
+}
+
+}  // namespace
+}  // namespace dsv3
