@@ -134,6 +134,7 @@ void decode_rows_fp8(float* y, int64_t ldy, const float* x, int64_t ldx, const W
   for (int r = 0; r < R; ++r) {
     for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
   }
+  alignas(32) uint16_t scratch[R][16];
   // One 16-column step: blk[r][t][0] (and [1] when H = 2) += w[16] * x[16], weights at
   // wbase[r] + wk, activations at xbase + t * xstride + xk.
   auto step = [&](__m256(&blk)[R][T][H], const uint8_t* const* wbase, int64_t wk, const float* xbase,
@@ -147,7 +148,13 @@ void decode_rows_fp8(float* y, int64_t ldy, const float* x, int64_t ldx, const W
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       __m256 w0, w1;
-      detail::e4m3x16_to_f32_unscaled(wbase[r] + wk, w0, w1);
+      // Through memory for T <= 2, where widening dominates; with more tokens per weight the
+      // FMAs do, and the extra store measured slower (1-thread 2816x1024 from DRAM).
+      if constexpr (T <= 2) {
+        detail::e4m3x16_to_f32_unscaled_via(wbase[r] + wk, scratch[r], w0, w1);
+      } else {
+        detail::e4m3x16_to_f32_unscaled(wbase[r] + wk, w0, w1);
+      }
 #pragma GCC unroll 4
       for (int t = 0; t < T; ++t) {
         if constexpr (H == 2) {
@@ -169,8 +176,8 @@ void decode_rows_fp8(float* y, int64_t ldy, const float* x, int64_t ldx, const W
       }
     }
     int64_t k = kb;
-    if (kend - kb == kFp8Block) {  // whole block: a fixed trip count, unrolled, keeps blk in registers
-#pragma GCC unroll 8
+    if (kend - kb == kFp8Block) {  // whole block: a fixed trip count; unrolled more, addresses spill
+#pragma GCC unroll 2
       for (int j = 0; j < kFp8Block / 16; ++j) step(blk, rows, kb + 16 * j, x, ldx, kb + 16 * j);
       k = kend;
     }
