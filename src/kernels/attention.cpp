@@ -5,7 +5,10 @@
 
 #include "core/parallel_for.h"
 #include "kernels/activation.h"
+#include "kernels/avx2.h"
+#include "kernels/dispatch.h"
 #include "kernels/gemm.h"
+#include "kernels/matmul.h"
 
 namespace dsv3::kernels {
 namespace {
@@ -121,6 +124,9 @@ void mla_attention_latent_ref(float* o_lat, const float* q, const LatentCacheVie
 
 void mla_attention_latent(float* o_lat, const float* q, const LatentCacheView& cache, int64_t S, int64_t H,
                           int64_t r, int64_t d_r, int64_t start_pos, float scale) {
+  if (kernel_path() == KernelPath::kAvx2 && S <= kDecodeMaxTokens) {
+    return avx2::mla_attention_decode(o_lat, q, cache, S, H, r, d_r, start_pos, scale);
+  }
   const int64_t lat = r + d_r, P = cache.page_size;
   // Scores of a block of kQueryBlock query tokens (all heads) against every visible key; sized by
   // the cache capacity so decode steps never reallocate.

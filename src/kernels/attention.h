@@ -54,7 +54,10 @@ struct LatentCacheView {
 //
 // The fast path treats the S·H query vectors as the rows of a matrix and the cache pages as
 // blocks of another: scores = Q·Rowsᵀ and o_lat = P·C are FP32 GEMMs (queries in blocks of
-// kQueryBlock tokens bound the score buffer). The _ref twin is one query and one key at a time.
+// kQueryBlock tokens bound the score buffer). Decode-sized blocks (S <= kDecodeMaxTokens) on the
+// AVX2 path skip the GEMMs: one parallel region over the queries, register-blocked dot products
+// and weighted sums straight off the cache pages (mla_decode_avx2.cpp). The _ref twin is one query
+// and one key at a time.
 void mla_attention_latent(float* o_lat, const float* q, const LatentCacheView& cache, int64_t S, int64_t H,
                           int64_t r, int64_t d_r, int64_t start_pos, float scale);
 void mla_attention_latent_ref(float* o_lat, const float* q, const LatentCacheView& cache, int64_t S, int64_t H,

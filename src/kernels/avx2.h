@@ -1,10 +1,11 @@
 // Entry points of the AVX2+FMA+F16C path, one per dispatched kernel, with the same contracts as
-// the public functions they implement (convert.h, matmul.h, gemm.h, membw.h). Internal to
+// the public functions they implement (convert.h, matmul.h, gemm.h, membw.h, attention.h). Internal to
 // src/kernels: call them only when kernel_path() == KernelPath::kAvx2.
 #pragma once
 
 #include <cstdint>
 
+#include "kernels/attention.h"
 #include "kernels/gemm.h"
 #include "kernels/matmul.h"
 
@@ -26,5 +27,9 @@ void gemm(float* c, int64_t ldc, const float* a, int64_t lda, Op op_a, const flo
           Op op_b, int64_t M, int64_t N, int64_t K, bool accumulate);
 
 double read_sum(const float* p, int64_t n);
+
+// mla_attention_latent for S <= kDecodeMaxTokens (mla_decode_avx2.cpp).
+void mla_attention_decode(float* o_lat, const float* q, const LatentCacheView& cache, int64_t S, int64_t H,
+                          int64_t r, int64_t d_r, int64_t start_pos, float scale);
 
 }  // namespace dsv3::kernels::avx2

@@ -3,8 +3,9 @@
 // boundaries, odd head counts and dimensions, 1-token and odd-sized pages. Cache rows past the
 // sequence are NaN (FlashMLA's trick): any out-of-bounds read poisons the output.
 //
-// Tolerance: scores are dot products of r + d_r <= 40 terms of O(1) values and outputs are convex
-// combinations of O(1) rows, so two summation orders differ by ~K·eps_f32 ≈ 1e-5; 1e-4 absolute.
+// Tolerance: the scaled scores are O(1) sums of r + d_r <= 288 products of N(0,1) values times
+// 1/sqrt(r + d_r); two summation orders of K f32 terms differ by about sqrt(K)·eps·sqrt(Σ terms²)
+// ≈ 17·6e-8·1 ≈ 1e-6, and outputs are convex combinations of O(1) rows: ~1e-5 at most; 1e-4 absolute.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -24,7 +25,12 @@ struct Case {
 
 TEST(MlaAttention, GemmPathMatchesTwin) {
   const Case cases[] = {{1, 0, 1, 8, 2, 4},    {1, 37, 16, 32, 8, 16}, {7, 0, 3, 20, 6, 5},  {9, 13, 3, 17, 4, 1},
-                        {64, 0, 2, 16, 4, 64}, {65, 3, 2, 15, 3, 7},   {70, 64, 5, 9, 2, 64}, {17, 128, 1, 33, 6, 128}};
+                        {64, 0, 2, 16, 4, 64}, {65, 3, 2, 15, 3, 7},   {70, 64, 5, 9, 2, 64}, {17, 128, 1, 33, 6, 128},
+                        // decode-sized blocks (the AVX2 decode kernel): key counts around its
+                        // 4-key groups, latent dims around its 8- and 32-wide chunks, odd heads
+                        {1, 0, 16, 256, 32, 64}, {1, 574, 16, 256, 32, 64}, {1, 6, 3, 31, 1, 3},
+                        {2, 7, 5, 32, 8, 8},     {3, 126, 7, 33, 7, 128},   {8, 120, 4, 64, 0, 16},
+                        {8, 1, 1, 7, 1, 2},      {5, 15, 2, 40, 24, 9}};
   Rng rng(42);
   for (const Case& c : cases) {
     const int64_t T = c.start + c.S, row = c.r + c.dr;

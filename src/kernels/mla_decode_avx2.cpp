@@ -1,0 +1,200 @@
+// AVX2 path of the absorbed-MLA attention for decode-sized query blocks (S <= kDecodeMaxTokens;
+// attention.h). The GEMM path costs a fork/join and a packing per cache page and per product,
+// which at one query token made attention over a 600-token context take a third of a decode
+// step. Here one parallel region splits the S·H queries; each thread takes its queries up to four
+// at a time (same token, so the same visible keys: each pass over the cache rows, which live in
+// L2, serves four heads) and, per group:
+//   1. scores: 2 cache rows x 4 queries of 8-wide FMA chains over r + d_r, reduced with a fixed
+//      horizontal-add tree (6 loads per 8 FMAs);
+//   2. softmax over the visible keys (softmax_row, as the other paths);
+//   3. o_lat: 16 latent dims x 4 queries in registers, one pass over the keys per 16 dims.
+// A query's result depends only on its own inputs, never on which thread or group computed it
+// (every score and output is one chain in a fixed order), so any thread count gives the same bits.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "core/parallel_for.h"
+#include "kernels/activation.h"
+#include "kernels/attention.h"
+#include "kernels/simd_avx2.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+
+namespace dsv3::kernels::avx2 {
+namespace {
+
+constexpr int kMaxGroup = 4;  // queries attended together
+
+// Per-thread score rows (kMaxGroup queries): grows to the longest context, then never reallocates.
+float* group_scores(int64_t n) {
+  thread_local std::vector<float> buf;
+  if (int64_t(buf.size()) < kMaxGroup * n) buf.resize(size_t(kMaxGroup * n));
+  return buf.data();
+}
+
+// Addresses of cache rows 0..n), page by page (LatentCacheView::row divides per call, which cost
+// more than the arithmetic of a row in the inner loops). Per thread, grown once like the scores.
+const float* const* cache_rows(const LatentCacheView& cache, int64_t n) {
+  thread_local std::vector<const float*> buf;
+  if (int64_t(buf.size()) < cache.capacity) buf.resize(size_t(cache.capacity));
+  for (int64_t t0 = 0, page = 0; t0 < n; t0 += cache.page_size, ++page) {
+    const float* base = cache.pages[page] + cache.offset;
+    const int64_t m = std::min(cache.page_size, n - t0);
+    for (int64_t k = 0; k < m; ++k) buf[size_t(t0 + k)] = base + k * cache.row_stride;
+  }
+  return buf.data();
+}
+
+// Sums of four accumulators, in order, as one vector of 4: ((a0 a1) (a2 a3)) pairwise.
+inline __m128 hsum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3) {
+  const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+// s[g][t] = q_g · row_t for t < n, g < G (G = 1, 2 or 4), over `lat` dims (8-wide part
+// vectorized, the rest scalar and added last). KB keys per step keep G·KB = 8 accumulators; a
+// key's sum is the same chain and the same reduction tree whatever G and KB.
+template <int G>
+void scores(float* const* s, const float* const* q, const float* const* row_ptr, int64_t n, int64_t lat) {
+  const int64_t lat8 = lat / 8 * 8;
+  auto tail = [&](const float* qg, const float* row) {
+    float x = 0.0f;
+    for (int64_t j = lat8; j < lat; ++j) x += qg[j] * row[j];
+    return x;
+  };
+  constexpr int KB = G == 4 ? 2 : 4;
+  int64_t t = 0;
+  for (; t + KB <= n; t += KB) {
+    const float* rows[KB];
+    for (int k = 0; k < KB; ++k) rows[k] = row_ptr[t + k];
+    __m256 acc[G][4];
+#pragma GCC unroll 4
+    for (int g = 0; g < G; ++g)
+#pragma GCC unroll 4
+      for (int k = 0; k < 4; ++k) acc[g][k] = _mm256_setzero_ps();
+    for (int64_t j = 0; j < lat8; j += 8) {
+      __m256 qv[G];
+#pragma GCC unroll 4
+      for (int g = 0; g < G; ++g) qv[g] = _mm256_loadu_ps(q[g] + j);
+#pragma GCC unroll 4
+      for (int k = 0; k < KB; ++k) {
+        const __m256 rv = _mm256_loadu_ps(rows[k] + j);
+#pragma GCC unroll 4
+        for (int g = 0; g < G; ++g) acc[g][k] = _mm256_fmadd_ps(qv[g], rv, acc[g][k]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < G; ++g) {
+      alignas(16) float out[4];
+      _mm_store_ps(out, hsum4(acc[g][0], acc[g][1], acc[g][2], acc[g][3]));
+      for (int k = 0; k < KB; ++k) s[g][t + k] = out[k] + (lat8 < lat ? tail(q[g], rows[k]) : 0.0f);
+    }
+  }
+  for (; t < n; ++t) {  // the last n % 4 keys: the same chain per key, a zero vector for the others
+    const float* row = row_ptr[t];
+    __m256 acc[G];
+    for (int g = 0; g < G; ++g) acc[g] = _mm256_setzero_ps();
+    for (int64_t j = 0; j < lat8; j += 8) {
+      const __m256 rv = _mm256_loadu_ps(row + j);
+      for (int g = 0; g < G; ++g) acc[g] = _mm256_fmadd_ps(_mm256_loadu_ps(q[g] + j), rv, acc[g]);
+    }
+    const __m256 z = _mm256_setzero_ps();
+    for (int g = 0; g < G; ++g) {
+      s[g][t] = _mm_cvtss_f32(hsum4(acc[g], z, z, z)) + (lat8 < lat ? tail(q[g], row) : 0.0f);
+    }
+  }
+}
+
+// o[g][0..r) = Σ_t p[g][t] · row_t[0..r), keys in order, for g < G: V = 8 / G vectors of dims
+// per query in registers per pass over the keys. Every output is one FMA chain over t, so the
+// result does not depend on G or V (the scalar tail uses the same fused multiply-add).
+template <int G>
+void weighted_rows(float* const* o, const float* const* p, const float* const* row_ptr, int64_t n, int64_t r) {
+  constexpr int V = G == 4 ? 2 : 4;
+  int64_t j0 = 0;
+  for (; j0 + 8 * V <= r; j0 += 8 * V) {
+    __m256 acc[G][V];
+#pragma GCC unroll 4
+    for (int g = 0; g < G; ++g)
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) acc[g][v] = _mm256_setzero_ps();
+    for (int64_t t = 0; t < n; ++t) {
+      const float* row = row_ptr[t] + j0;
+      __m256 pv[G];
+#pragma GCC unroll 4
+      for (int g = 0; g < G; ++g) pv[g] = _mm256_broadcast_ss(p[g] + t);
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) {
+        const __m256 rv = _mm256_loadu_ps(row + 8 * v);
+#pragma GCC unroll 4
+        for (int g = 0; g < G; ++g) acc[g][v] = _mm256_fmadd_ps(pv[g], rv, acc[g][v]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < G; ++g)
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) _mm256_storeu_ps(o[g] + j0 + 8 * v, acc[g][v]);
+  }
+  for (; j0 < r; ++j0) {  // the last dims, one at a time, keys in the same order
+    for (int g = 0; g < G; ++g) {
+      float acc = 0.0f;
+      for (int64_t t = 0; t < n; ++t) acc = std::fma(p[g][t], row_ptr[t][j0], acc);
+      o[g][j0] = acc;
+    }
+  }
+}
+
+template <int G>
+void attend(float* o_lat, const float* q, const LatentCacheView& cache, const float* const* row_ptr, int64_t i,
+            int64_t n, int64_t r, int64_t lat, float scale) {
+  float* s0 = group_scores(cache.capacity);
+  float* s[G];
+  const float* qs[G];
+  float* o[G];
+  const float* p[G];
+  for (int g = 0; g < G; ++g) {
+    s[g] = s0 + g * cache.capacity;
+    qs[g] = q + (i + g) * lat;
+    o[g] = o_lat + (i + g) * r;
+    p[g] = s[g];
+  }
+  scores<G>(s, qs, row_ptr, n, lat);
+  for (int g = 0; g < G; ++g) {
+    for (int64_t t = 0; t < n; ++t) s[g][t] *= scale;
+    softmax_row(s[g], n);
+  }
+  weighted_rows<G>(o, p, row_ptr, n, r);
+}
+
+}  // namespace
+
+void mla_attention_decode(float* o_lat, const float* q, const LatentCacheView& cache, int64_t S, int64_t H,
+                          int64_t r, int64_t d_r, int64_t start_pos, float scale) {
+  const int64_t lat = r + d_r;
+  parallel_chunks(S * H, [&](int64_t begin, int64_t end) {
+    // Rows visible to the last query of this thread's share; earlier queries see a prefix.
+    const float* const* rows = cache_rows(cache, start_pos + (end - 1) / H + 1);
+    for (int64_t i = begin; i < end;) {
+      const int64_t s = i / H, n = start_pos + s + 1;
+      // Queries of one token share their visible keys: up to kMaxGroup of them per pass.
+      auto fits = [&](int64_t g) { return i + g <= end && (i + g - 1) / H == s; };
+      if (fits(4)) {
+        attend<4>(o_lat, q, cache, rows, i, n, r, lat, scale);
+        i += 4;
+      } else if (fits(2)) {
+        attend<2>(o_lat, q, cache, rows, i, n, r, lat, scale);
+        i += 2;
+      } else {
+        attend<1>(o_lat, q, cache, rows, i, n, r, lat, scale);
+        i += 1;
+      }
+    }
+  });
+}
+
+}  // namespace dsv3::kernels::avx2
+
+#pragma GCC pop_options
