@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/parallel_for.h"
 #include "kernels/attention.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
@@ -73,19 +74,22 @@ void Mla::attend_absorbed(float* o, const float* q, const AttentionWeights& w, c
   const int64_t lat = r_ + dr_;
   float* q_lat = q_lat_.get(S * H_ * lat);
   float* o_lat = o_lat_.get(S * H_ * r_);
-  for (int64_t h = 0; h < H_; ++h) {
+  // One parallel region over heads (each head's small products run serially inside it): per-head
+  // regions cost more than the products themselves at decode. Every output is summed in the same
+  // order whichever thread computes it.
+  parallel_for(H_, [&](int64_t h) {
     const WeightMatrix w_uk = w.wkv_b.row_slice(h * (dn_ + dv_), dn_);
     kernels::matmul_t(q_lat + h * lat, H_ * lat, q + h * dqk_, H_ * dqk_, w_uk, S);
-  }
+  });
   for (int64_t i = 0; i < S * H_; ++i) {
     std::memcpy(q_lat + i * lat + r_, q + i * dqk_ + dn_, size_t(dr_) * sizeof(float));
   }
   kernels::mla_attention_latent(o_lat, q_lat, cache, S, H_, r_, dr_, start, scale_);
   // o[s,h,:] = o_lat[s,h,:] · W_UV[h]ᵀ  with W_UV[h] = rows h·(d_n+d_v) + d_n .. +d_v.
-  for (int64_t h = 0; h < H_; ++h) {
+  parallel_for(H_, [&](int64_t h) {
     const WeightMatrix w_uv = w.wkv_b.row_slice(h * (dn_ + dv_) + dn_, dv_);
     kernels::matmul(o + h * dv_, H_ * dv_, o_lat + h * r_, H_ * r_, w_uv, S);
-  }
+  });
 }
 
 void Mla::attend_naive(float* o, const float* q, const AttentionWeights& w, const kernels::LatentCacheView& cache,
