@@ -58,6 +58,7 @@ TEST(GroupedMlp, EqualsSeparateFfnsBitForBitForAnyThreadCount) {
       grouped_mlp_forward(jobs, scratch);
       for (size_t j = 0; j < tokens.size(); ++j) {
         ASSERT_EQ(ys[j].size(), want[j].size());
+        if (ys[j].empty()) continue;  // a job without tokens
         EXPECT_EQ(std::memcmp(ys[j].data(), want[j].data(), ys[j].size() * sizeof(float)), 0)
             << dtype_name(dtype) << " job " << j << " threads " << threads;
       }
