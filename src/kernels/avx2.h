@@ -1,5 +1,5 @@
 // Entry points of the AVX2+FMA+F16C path, one per dispatched kernel, with the same contracts as
-// the public functions they implement (convert.h, matmul.h, gemm.h, membw.h). Internal to
+// the public functions they implement (convert.h, matmul.h, gemm.h, membw.h, exp_rows.h). Internal to
 // src/kernels: call them only when kernel_path() == KernelPath::kAvx2.
 #pragma once
 
@@ -26,5 +26,10 @@ void gemm(float* c, int64_t ldc, const float* a, int64_t lda, Op op_a, const flo
           Op op_b, int64_t M, int64_t N, int64_t K, bool accumulate);
 
 double read_sum(const float* p, int64_t n);
+
+float row_max(const float* x, int64_t n);
+double row_sum_exp(const float* x, int64_t n, float scale, float shift);
+void row_exp(float* out, const float* x, int64_t n, float scale, float shift, float mul, bool accumulate);
+float exp_f32(float x);
 
 }  // namespace dsv3::kernels::avx2
