@@ -9,7 +9,9 @@ namespace dsv3::kernels {
 inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
-// out[i] = silu(gate[i]) * up[i] for i < n. out may alias gate or up.
+// out[i] = silu(gate[i]) * up[i] for i < n. out may alias gate or up. Both swiglu functions split
+// the elements across threads; the AVX2 path differs from the scalar formulas only by its exp
+// (exp_rows.h: within 2 ulp).
 void swiglu_forward(float* out, const float* gate, const float* up, int64_t n);
 // Backward of swiglu_forward: with σ = sigmoid(g), silu'(g) = σ·(1 + g·(1 − σ)),
 //   dgate[i] += dout[i]·up[i]·silu'(gate[i])      dup[i] += dout[i]·silu(gate[i]).

@@ -1,5 +1,6 @@
 // Entry points of the AVX2+FMA+F16C path, one per dispatched kernel, with the same contracts as
-// the public functions they implement (convert.h, matmul.h, gemm.h, membw.h, attention.h). Internal to
+// the public functions they implement (convert.h, matmul.h, gemm.h, membw.h, attention.h, exp_rows.h,
+// activation.h). Internal to
 // src/kernels: call them only when kernel_path() == KernelPath::kAvx2.
 #pragma once
 
@@ -31,5 +32,13 @@ double read_sum(const float* p, int64_t n);
 // mla_attention_latent for S <= kDecodeMaxTokens (mla_decode_avx2.cpp).
 void mla_attention_decode(float* o_lat, const float* q, const LatentCacheView& cache, int64_t S, int64_t H,
                           int64_t r, int64_t d_r, int64_t start_pos, float scale);
+
+float row_max(const float* x, int64_t n);
+double row_sum_exp(const float* x, int64_t n, float scale, float shift);
+void row_exp(float* out, const float* x, int64_t n, float scale, float shift, float mul, bool accumulate);
+float exp_f32(float x);
+
+void swiglu_forward(float* out, const float* gate, const float* up, int64_t n);
+void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n);
 
 }  // namespace dsv3::kernels::avx2

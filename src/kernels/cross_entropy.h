@@ -1,6 +1,7 @@
 // Softmax cross-entropy over a vocabulary, forward and backward (the loss of every prediction
-// head: main model and MTP modules). Logits are f32; exponentials are f32 (within an ulp) and
-// their sum is double, so a row's loss is accurate to a few f32 ulps for any vocabulary size.
+// head: main model and MTP modules). Logits are f32; exponentials are f32 (within 2 ulp, the
+// vectorized exp of exp_rows.h) and their sum is double, so a row's loss is accurate to a few f32
+// ulps for any vocabulary size.
 #pragma once
 
 #include <cstdint>

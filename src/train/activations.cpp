@@ -71,7 +71,7 @@ void plan(Carver& c, const ModelConfig& cfg, int64_t B, int64_t T, int64_t depth
     m.rstd_kv = f32(pre + "attn.rstd_kv", n);
     m.kvb = rec(pre + "attn.kvb", n * H * (dn + dv), shared.kvb);
     m.k = rec(pre + "attn.k", n * H * dqk, shared.k);
-    m.probs = f32(pre + "attn.probs", B * H * Tl * Tl);
+    m.lse = f32(pre + "attn.lse", B * H * Tl);
     m.o = f32(pre + "attn.o", n * H * dv);
     FfnActs& f = L.ffn;
     f.xn = rec(pre + "ffn.xn", n * D, shared.ffn_xn);

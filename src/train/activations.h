@@ -28,7 +28,7 @@ struct MlaActs {
   float* rstd_kv = nullptr;  // (N)
   float* kvb = nullptr;      // (N, H, d_n + d_v) kv_b_proj output: k_nope and v per head [R]
   float* k = nullptr;        // (N, H, d_qk) keys [k_nope ; RoPE(k_pe)] [R]
-  float* probs = nullptr;    // (B, H, T, T) attention probabilities
+  float* lse = nullptr;      // (B, H, T) log-sum-exp of each attention row
   float* o = nullptr;        // (N, H, d_v) attention output before o_proj
 };
 

@@ -1,10 +1,11 @@
 // MLA forward and backward for training (spec §2.3, naive path): per-head keys and values are
-// materialized from the latent c_kv, attention is causal over each full sequence.
+// materialized from the latent c_kv, attention is causal over each full sequence (the
+// flash-style core of attention_train.h, which keeps a log-sum-exp per row, not probabilities).
 #include <algorithm>
 #include <cstring>
 
 #include "core/parallel_for.h"
-#include "kernels/attention.h"
+#include "kernels/attention_train.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "train/layer_train.h"
@@ -74,7 +75,7 @@ void mla_train_forward(float* out, MlaActs& a, const AttnParams& p, const LayerC
     HeadsView<const float> q{a.q + r0 * d.H * d.dqk, d.H * d.dqk, d.dqk};
     HeadsView<const float> k{a.k + r0 * d.H * d.dqk, d.H * d.dqk, d.dqk};
     HeadsView<const float> v{a.kvb + r0 * d.H * d.kvw + d.dn, d.H * d.kvw, d.kvw};
-    kernels::attention_naive(o, a.probs + b * d.H * T * T, q, k, v, T, T, d.H, d.dqk, d.dv, 0, ctx.softmax_scale);
+    kernels::attention_causal_forward(o, a.lse + b * d.H * T, q, k, v, T, d.H, d.dqk, d.dv, ctx.softmax_scale);
   }
   linear_forward(out, a.o, p.wo, d.N, d.H * d.dv, d.D, ctx.precision);
 }
@@ -105,8 +106,9 @@ void mla_train_backward(float* dxn, const AttnParams& g, const float* dout, cons
     HeadsView<const float> q{a.q + r0 * d.H * d.dqk, d.H * d.dqk, d.dqk};
     HeadsView<const float> k{a.k + r0 * d.H * d.dqk, d.H * d.dqk, d.dqk};
     HeadsView<const float> v{a.kvb + r0 * d.H * d.kvw + d.dn, d.H * d.kvw, d.kvw};
-    kernels::attention_naive_backward(dq, dk, dvv, go, a.probs + b * d.H * T * T, q, k, v, T, T, d.H, d.dqk, d.dv, 0,
-                                      ctx.softmax_scale);
+    HeadsView<const float> o{a.o + r0 * d.H * d.dv, d.H * d.dv, d.dv};
+    kernels::attention_causal_backward(dq, dk, dvv, go, o, a.lse + b * d.H * T, q, k, v, T, d.H, d.dqk, d.dv,
+                                       ctx.softmax_scale);
   }
   // k = [k_nope ; RoPE(k_pe)]: k_nope goes to dkvb, the rope part of every head sums into dk_pe.
   kernels::rope_backward(s.dk + d.dn, d.N, d.H, d.H * d.dqk, d.dqk, d.dr, ctx.cos, ctx.sin);
