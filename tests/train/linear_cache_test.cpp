@@ -85,13 +85,13 @@ TEST(LinearCache, E5m6CacheChangesOnlyTheWgradOperand) {
   EXPECT_LT(kernels::testing::calc_diff(e4[2].data(), e5[2].data(), out * in), 1e-2);
 }
 
-struct Run {
+struct StepRun {
   LossParts loss;
   std::vector<float> grad;
   int64_t arena = 0, linear = 0;
 };
 
-Run run_model(const ModelConfig& c, Precision p, bool f32_inputs, bool recompute, int64_t B, int64_t T,
+StepRun run_model(const ModelConfig& c, Precision p, bool f32_inputs, bool recompute, int64_t B, int64_t T,
               const std::vector<int32_t>& tokens) {
   TrainModel model(c, {.batch = B,
                        .seq_len = T,
@@ -102,7 +102,7 @@ Run run_model(const ModelConfig& c, Precision p, bool f32_inputs, bool recompute
                        .f32_linear_inputs = f32_inputs});
   randomize_model(model, 7);
   model.params().zero_grad();
-  Run r;
+  StepRun r;
   r.loss = model.forward_backward({tokens.data(), B, T});
   r.grad.assign(model.params().grad(), model.params().grad() + model.params().numel());
   r.arena = model.activation_bytes();
@@ -132,14 +132,16 @@ TEST(LinearCache, TrainingStepEqualsF32Inputs) {
     for (Precision p : {Precision::kBf16, Precision::kFp8}) {
       for (bool recompute : {false, true}) {
         SCOPED_TRACE(std::string(k.name) + " " + precision_name(p) + (recompute ? " recompute" : ""));
-        const Run cached = run_model(k.cfg, p, false, recompute, k.B, k.T, tokens);
-        const Run plain = run_model(k.cfg, p, true, recompute, k.B, k.T, tokens);
+        const StepRun cached = run_model(k.cfg, p, false, recompute, k.B, k.T, tokens);
+        const StepRun plain = run_model(k.cfg, p, true, recompute, k.B, k.T, tokens);
         EXPECT_EQ(cached.loss.total, plain.loss.total);
         EXPECT_EQ(cached.loss.main, plain.loss.main);
         EXPECT_EQ(cached.loss.mtp, plain.loss.mtp);
         ASSERT_EQ(cached.grad.size(), plain.grad.size());
         for (size_t i = 0; i < cached.grad.size(); ++i) ASSERT_EQ(cached.grad[i], plain.grad[i]) << "gradient " << i;
-        if (!recompute) EXPECT_LT(cached.arena, plain.arena);
+        if (!recompute) {
+          EXPECT_LT(cached.arena, plain.arena);
+        }
       }
     }
   }
@@ -174,9 +176,9 @@ TEST(LinearCache, ArenaShrinksByTheExpectedBytes) {
   const int64_t shared = 4 * N * (D + rq + rkv + Hdv + D);
 
   const auto tokens = make_tokens(B, T, c.vocab_size, 3);
-  const Run r32 = run_model(c, Precision::kFp8, true, false, B, T, tokens);
-  const Run r16 = run_model(c, Precision::kBf16, false, false, B, T, tokens);
-  const Run r8 = run_model(c, Precision::kFp8, false, false, B, T, tokens);
+  const StepRun r32 = run_model(c, Precision::kFp8, true, false, B, T, tokens);
+  const StepRun r16 = run_model(c, Precision::kBf16, false, false, B, T, tokens);
+  const StepRun r8 = run_model(c, Precision::kFp8, false, false, B, T, tokens);
   EXPECT_EQ(r32.linear, f32);
   EXPECT_EQ(r16.linear, bf16);
   EXPECT_EQ(r8.linear, fp8);
@@ -186,7 +188,7 @@ TEST(LinearCache, ArenaShrinksByTheExpectedBytes) {
   EXPECT_NEAR(double(r32.arena - r8.arena), double(f32 - fp8 - shared), double(pad));
   EXPECT_NEAR(double(r32.arena - r16.arena), double(f32 - bf16 - shared), double(pad));
   // The fp32 run keeps the layout of f32 inputs exactly.
-  const Run f = run_model(c, Precision::kF32, false, false, B, T, tokens);
+  const StepRun f = run_model(c, Precision::kF32, false, false, B, T, tokens);
   EXPECT_EQ(f.arena, r32.arena);
   EXPECT_EQ(f.linear, f32);
 }
