@@ -199,17 +199,13 @@ RunFn setup_train(CLI::App& app) {
     std::printf("memory: parameters %s, gradients %s, optimizer %s, activations %s, total %s\n",
                 gib(mem.params).c_str(), gib(mem.grads).c_str(), gib(mem.optimizer).c_str(),
                 gib(mem.activations).c_str(), gib(mem.params + mem.grads + mem.optimizer + mem.activations).c_str());
-    // Linear-layer inputs saved for backward: f32 in every mode; an FP8 cache (1x128 tiles, one f32
-    // scale per 128) would hold them in 1 + 4/128 bytes per element.
-    int64_t linear_inputs = 0;
-    for (const ActivationEntry& e : model.model().activation_table())
-      for (const char* suffix : {"attn.xn", "attn.cqn", "attn.ckv", "attn.o", "ffn.xn"})
-        if (e.name.ends_with(suffix)) linear_inputs += e.bytes;
-    const int64_t fp8_cache = linear_inputs / 4 + linear_inputs / 4 / 128 * 4;
-    std::printf("precision %s: optimizer moments %s; activations cached in f32 in every mode (linear-layer inputs "
-                "%s of them; in FP8 they would take %s)\n",
-                o->precision.c_str(), t.optimizer.moments == MomentDType::BF16 ? "bf16" : "f32",
-                gib(linear_inputs).c_str(), gib(fp8_cache).c_str());
+    const char* cache = o->precision == "fp8"    ? "E4M3 1x128 tiles + f32 scales, E5M6 for the o_proj input"
+                        : o->precision == "bf16" ? "BF16"
+                                                 : "f32";
+    std::printf("precision %s: optimizer moments %s; linear-layer inputs cached for backward in %s: %s of the "
+                "activations (MoE router input f32)\n",
+                o->precision.c_str(), t.optimizer.moments == MomentDType::BF16 ? "bf16" : "f32", cache,
+                gib(mem.linear_inputs).c_str());
     std::printf("data: %lld train tokens (%lld windows of %lld), %lld validation tokens\n",
                 (long long)data->train().tokens(), (long long)data->train().windows(t.seq_len),
                 (long long)t.seq_len + 1, (long long)data->val().tokens());

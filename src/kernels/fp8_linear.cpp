@@ -57,24 +57,39 @@ void linear_prepare_weight(LinearWeight& wc, const float* W, int64_t N, int64_t 
 
 void linear_forward(float* y, LinearSaved& saved, const float* x, int64_t T, const LinearWeight& wc,
                     const LinearRecipe& recipe) {
-  const int64_t N = wc.N, K = wc.K;
+  const int64_t K = wc.K;
   saved.T = T;
   saved.K = K;
   if (recipe.precision == LinearPrecision::kFp8) {
     quantize_1x128(grow(saved.q, T * K), grow(saved.s, T * fp8_groups(K)), x, T, K, K, recipe.scale_fmt);
-    fp8_fprop(y, Fp8Lhs{saved.q.data(), saved.s.data(), T, K}, wc.fp8_view());
   } else {
     round_bf16(grow(saved.x16, T * K), x, T * K);
-    bf16_gemm(y, N, saved.x16.data(), wc.wt.data(), T, N, K, false);
+  }
+  linear_forward(y, saved.view(recipe.precision), wc, recipe);
+}
+
+void linear_forward(float* y, const LinearInputView& x, const LinearWeight& wc, const LinearRecipe& recipe) {
+  const int64_t N = wc.N, K = wc.K, T = x.T;
+  DSV3_CHECK(x.K == K, "linear_forward: input has {} columns, weight {}", x.K, K);
+  if (recipe.precision == LinearPrecision::kFp8) {
+    DSV3_CHECK(x.q != nullptr && x.s != nullptr, "linear_forward: fp8 needs the input's 1x128 tiles");
+    fp8_fprop(y, Fp8Lhs{x.q, x.s, T, K}, wc.fp8_view());
+  } else {
+    bf16_gemm(y, N, x.x, wc.wt.data(), T, N, K, false);
   }
   maybe_round_output(y, T * N, recipe);
 }
 
 void linear_backward(float* dx, float* dw, const float* dy, int64_t T, const LinearSaved& saved,
                      const LinearWeight& wc, LinearScratch& scratch, const LinearRecipe& recipe) {
-  const int64_t N = wc.N, K = wc.K;
-  DSV3_CHECK(saved.T == T && saved.K == K, "linear_backward: saved input is ({}, {}), expected ({}, {})", saved.T,
-             saved.K, T, K);
+  DSV3_CHECK(saved.T == T, "linear_backward: saved input has {} rows, expected {}", saved.T, T);
+  linear_backward(dx, dw, dy, saved.view(recipe.precision), wc, scratch, recipe);
+}
+
+void linear_backward(float* dx, float* dw, const float* dy, const LinearInputView& x, const LinearWeight& wc,
+                     LinearScratch& scratch, const LinearRecipe& recipe) {
+  const int64_t N = wc.N, K = wc.K, T = x.T;
+  DSV3_CHECK(x.K == K, "linear_backward: saved input has {} columns, expected {}", x.K, K);
   if (recipe.precision == LinearPrecision::kFp8) {
     if (dx != nullptr) {
       quantize_1x128(grow(scratch.dy_q, T * N), grow(scratch.dy_s, T * fp8_groups(N)), dy, T, N, N,
@@ -85,10 +100,14 @@ void linear_backward(float* dx, float* dw, const float* dy, int64_t T, const Lin
     if (dw != nullptr) {
       quantize_128x1_transposed(grow(scratch.dyt_q, N * T), grow(scratch.dyt_s, N * fp8_groups(T)), dy, T, N, N,
                                 recipe.scale_fmt);
-      requantize_1x128_to_128x1(grow(scratch.x_q, T * K), grow(scratch.x_s, fp8_groups(T) * K), saved.q.data(),
-                                saved.s.data(), T, K, recipe.scale_fmt);
-      fp8_wgrad(dw, Fp8Lhs{scratch.dyt_q.data(), scratch.dyt_s.data(), N, T},
-                col_tiles_rhs(scratch.x_q.data(), scratch.x_s.data(), T, K));
+      uint8_t* xq = grow(scratch.x_q, T * K);
+      float* xs = grow(scratch.x_s, fp8_groups(T) * K);
+      if (x.q != nullptr) {
+        requantize_1x128_to_128x1(xq, xs, x.q, x.s, T, K, recipe.scale_fmt);
+      } else {
+        quantize_128x1(xq, xs, x.x, T, K, K, recipe.scale_fmt);
+      }
+      fp8_wgrad(dw, Fp8Lhs{scratch.dyt_q.data(), scratch.dyt_s.data(), N, T}, col_tiles_rhs(xq, xs, T, K));
     }
   } else {
     if (dx != nullptr) {
@@ -98,7 +117,7 @@ void linear_backward(float* dx, float* dw, const float* dy, int64_t T, const Lin
     }
     if (dw != nullptr) {
       transpose_f32(grow(scratch.dyt16, N * T), dy, T, N, true);
-      bf16_gemm(dw, K, scratch.dyt16.data(), saved.x16.data(), N, K, T, true);
+      bf16_gemm(dw, K, scratch.dyt16.data(), x.x, N, K, T, true);
     }
   }
 }

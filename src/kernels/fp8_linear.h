@@ -57,13 +57,31 @@ struct LinearWeight {
   Fp8WeightView fp8_view() const { return {q.data(), qt.data(), s.data(), N, K}; }
 };
 
-// What forward keeps for backward. kFp8: x's 1x128 tiles q (T, K), s (T, ceil(K/128)).
+// The input x (T, K) as backward reads it, without owning it (it may live in an activation arena).
+//   kFp8:  q (T, K), s (T, ceil(K/128)): the 1x128 tiles forward quantized (the FP8 activation
+//          cache); Wgrad requantizes them as 128x1 tiles. Or, with q = nullptr, x (T, K) in f32
+//          (e.g. decoded from a wider cache such as E5M6), quantized 128x1 straight away: one
+//          E4M3 rounding instead of two.
+//   kBf16: x (T, K), values already rounded to BF16.
+struct LinearInputView {
+  int64_t T = 0, K = 0;
+  const uint8_t* q = nullptr;
+  const float* s = nullptr;
+  const float* x = nullptr;
+};
+
+// What forward keeps for backward, owned. kFp8: x's 1x128 tiles q (T, K), s (T, ceil(K/128)).
 // kBf16: x rounded to BF16, x16 (T, K).
 struct LinearSaved {
   int64_t T = 0, K = 0;
   std::vector<uint8_t> q;
   std::vector<float> s;
   std::vector<float> x16;
+
+  LinearInputView view(LinearPrecision p) const {
+    if (p == LinearPrecision::kFp8) return {T, K, q.data(), s.data(), nullptr};
+    return {T, K, nullptr, nullptr, x16.data()};
+  }
 };
 
 // Backward's transient operands.
@@ -78,5 +96,11 @@ void linear_forward(float* y, LinearSaved& saved, const float* x, int64_t T, con
                     const LinearRecipe& recipe);
 void linear_backward(float* dx, float* dw, const float* dy, int64_t T, const LinearSaved& saved,
                      const LinearWeight& wc, LinearScratch& scratch, const LinearRecipe& recipe);
+
+// The same two steps on an input already in its low-precision form (the caller owns it):
+// forward reads x.q/x.s (kFp8, which must be the 1x128 tiles) or x.x (kBf16); backward as above.
+void linear_forward(float* y, const LinearInputView& x, const LinearWeight& wc, const LinearRecipe& recipe);
+void linear_backward(float* dx, float* dw, const float* dy, const LinearInputView& x, const LinearWeight& wc,
+                     LinearScratch& scratch, const LinearRecipe& recipe);
 
 }  // namespace dsv3::kernels

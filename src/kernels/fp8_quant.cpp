@@ -1,5 +1,7 @@
-// FP8 quantizers: the rule of fp8_quant.h applied per tiling. Scalar code on purpose: the element
-// cast is core/numeric.h's f32_to_e4m3 (the spec), so every code written here is the spec's code.
+// FP8 quantizers: the rule of fp8_quant.h applied per tiling. The scale is computed in scalar code;
+// the elements are scaled into a small f32 buffer (the same single f32 multiply x * (1/s)) and cast
+// by convert_f32_to_e4m3 (kernels/convert.h), which is bit-identical to core/numeric.h's
+// f32_to_e4m3 (the spec) on every path, NaN and saturation included (tests/kernels/convert_test.cpp).
 #include "kernels/fp8_quant.h"
 
 #include <algorithm>
@@ -10,6 +12,7 @@
 #include "core/check.h"
 #include "core/numeric.h"
 #include "core/parallel_for.h"
+#include "kernels/convert.h"
 
 namespace dsv3::kernels {
 namespace {
@@ -49,8 +52,13 @@ void quantize_128x1_impl(int64_t rows, int64_t cols, ScaleFmt fmt, Load load, Pu
         put_scale(rb, c0 + j, s);
         inv[j] = 1.0f / s;
       }
-      for (int64_t r = r0; r < r1; ++r)
-        for (int64_t j = 0; j < nc; ++j) put(r, c0 + j, fp8_quantize_value(load(r, c0 + j), inv[j]));
+      float scaled[kChunk];
+      uint8_t codes[kChunk];
+      for (int64_t r = r0; r < r1; ++r) {
+        for (int64_t j = 0; j < nc; ++j) scaled[j] = load(r, c0 + j) * inv[j];
+        convert_f32_to_e4m3(codes, scaled, nc);
+        for (int64_t j = 0; j < nc; ++j) put(r, c0 + j, codes[j]);
+      }
     }
   });
 }
@@ -85,7 +93,9 @@ void quantize_1x128(uint8_t* q, float* s, const float* x, int64_t rows, int64_t 
       const float sc = fp8_scale(amax, fmt);
       const float inv = 1.0f / sc;
       s[r * ng + g] = sc;
-      for (int64_t c = c0; c < c1; ++c) q[r * cols + c] = fp8_quantize_value(xr[c], inv);
+      float scaled[kFp8Group];
+      for (int64_t c = c0; c < c1; ++c) scaled[c - c0] = xr[c] * inv;
+      convert_f32_to_e4m3(q + r * cols + c0, scaled, c1 - c0);
     }
   });
 }
@@ -110,8 +120,11 @@ void quantize_128x128(uint8_t* q, float* s, const float* w, int64_t rows, int64_
       const float sc = fp8_scale(amax, fmt);
       const float inv = 1.0f / sc;
       s[rb * ncb + cb] = sc;
-      for (int64_t r = r0; r < r1; ++r)
-        for (int64_t c = c0; c < c1; ++c) q[r * cols + c] = fp8_quantize_value(w[r * cols + c], inv);
+      float scaled[kFp8Group];
+      for (int64_t r = r0; r < r1; ++r) {
+        for (int64_t c = c0; c < c1; ++c) scaled[c - c0] = w[r * cols + c] * inv;
+        convert_f32_to_e4m3(q + r * cols + c0, scaled, c1 - c0);
+      }
     }
   });
 }

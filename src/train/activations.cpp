@@ -12,11 +12,11 @@ class Carver {
  public:
   Carver(std::byte* base, std::vector<ActivationEntry>* table) : base_(base), table_(table) {}
   template <typename T>
-  T* take(const std::string& name, int64_t n) {
+  T* take(const std::string& name, int64_t n, bool linear_input = false) {
     off_ = (off_ + 63) & ~int64_t(63);
     T* p = base_ != nullptr ? reinterpret_cast<T*>(base_ + off_) : nullptr;
     const int64_t bytes = std::max<int64_t>(n, 0) * int64_t(sizeof(T));
-    if (table_ != nullptr) table_->push_back({name, bytes});
+    if (table_ != nullptr) table_->push_back({name, bytes, linear_input});
     off_ += bytes;
     return p;
   }
@@ -29,7 +29,8 @@ class Carver {
 };
 
 // The table: every saved tensor and scratch buffer with its size.
-void plan(Carver& c, const ModelConfig& cfg, int64_t B, int64_t T, int64_t depth, bool recompute, Activations& a) {
+void plan(Carver& c, const ModelConfig& cfg, int64_t B, int64_t T, int64_t depth, bool recompute, Precision precision,
+          bool f32_inputs, Activations& a) {
   const int64_t D = cfg.dim, H = cfg.n_heads, dqk = cfg.qk_head_dim(), dn = cfg.qk_nope_head_dim;
   const int64_t dv = cfg.v_head_dim, dr = cfg.qk_rope_head_dim, rq = cfg.q_lora_rank, rkv = cfg.kv_lora_rank;
   const int64_t E = cfg.n_routed_experts, K = cfg.n_activated_experts, V = cfg.vocab_size;
@@ -38,19 +39,48 @@ void plan(Carver& c, const ModelConfig& cfg, int64_t B, int64_t T, int64_t depth
   auto f32 = [&](const std::string& name, int64_t n) { return c.take<float>(name, n); };
   auto i32 = [&](const std::string& name, int64_t n) { return c.take<int32_t>(name, n); };
 
-  // [R] tensors: per layer, or one buffer of the largest layer's size shared by all layers.
+  // Linear inputs below f32 ([L], see activations.h) unless f32_inputs.
+  const Precision cache = f32_inputs ? Precision::kF32 : precision;
+  const bool lp = cache != Precision::kF32;
+  // [R] tensors: per layer, or one buffer of the largest layer's size shared by all layers. With
+  // low-precision caches the f32 [L] tensors are shared buffers too.
   struct Shared {
     float *attn_xn = nullptr, *cqn = nullptr, *ckv = nullptr, *kvb = nullptr, *k = nullptr, *ffn_xn = nullptr;
+    float* o = nullptr;
   } shared;
+  if (recompute || lp) {
+    const std::string pre = recompute ? "recompute." : "scratch.";
+    shared.attn_xn = f32(pre + "attn.xn", N * D);
+    if (rq > 0) shared.cqn = f32(pre + "attn.cqn", N * rq);
+    shared.ckv = f32(pre + "attn.ckv", N * rkv);
+    shared.ffn_xn = f32(pre + "ffn.xn", N * D);
+  }
+  if (lp) shared.o = f32("scratch.attn.o", N * H * dv);
   if (recompute) {
-    shared.attn_xn = f32("recompute.attn.xn", N * D);
-    if (rq > 0) shared.cqn = f32("recompute.attn.cqn", N * rq);
-    shared.ckv = f32("recompute.attn.ckv", N * rkv);
     shared.kvb = f32("recompute.attn.kvb", N * H * (dn + dv));
     shared.k = f32("recompute.attn.k", N * H * dqk);
-    shared.ffn_xn = f32("recompute.ffn.xn", N * D);
   }
   auto rec = [&](const std::string& name, int64_t n, float* sh) { return recompute ? sh : f32(name, n); };
+  // An [L] tensor (rows, cols): its f32 buffer into x and what backward reads into in.
+  auto input = [&](const std::string& name, float*& x, LinearInput& in, int64_t rows, int64_t cols, bool is_r,
+                   float* sh, bool attn_out) {
+    const CacheFormat fmt = cache_format(cache, attn_out);
+    if (is_r && recompute) {
+      x = sh;
+      in = f32_input(x, attn_out);
+    } else if (fmt == CacheFormat::kF32) {
+      x = c.take<float>(name, rows * cols, true);
+      in = f32_input(x, attn_out);
+    } else {
+      static constexpr const char* kSuffix[] = {".f32", ".bf16", ".e4m3", ".e5m6"};
+      x = sh;
+      in.format = fmt;
+      in.attn_out = attn_out;
+      in.data = c.take<uint8_t>(name + kSuffix[int(fmt)], cache_data_bytes(fmt, rows, cols), true);
+      const int64_t scale_bytes = cache_scale_bytes(fmt, rows, cols);
+      if (scale_bytes > 0) in.scales = c.take<float>(name + ".scales", scale_bytes / int64_t(sizeof(float)), true);
+    }
+  };
 
   auto layer = [&](const std::string& pre, LayerActs& L, int64_t Tl, bool moe) {
     const int64_t n = B * Tl;
@@ -58,23 +88,28 @@ void plan(Carver& c, const ModelConfig& cfg, int64_t B, int64_t T, int64_t depth
     L.x_in = f32(pre + "x_in", n * D);
     L.x_mid = f32(pre + "x_mid", n * D);
     MlaActs& m = L.attn;
-    m.xn = rec(pre + "attn.xn", n * D, shared.attn_xn);
+    input(pre + "attn.xn", m.xn, m.xn_in, n, D, true, shared.attn_xn, false);
     m.rstd = f32(pre + "attn.rstd", n);
     if (rq > 0) {
       m.cq = f32(pre + "attn.cq", n * rq);
-      m.cqn = rec(pre + "attn.cqn", n * rq, shared.cqn);
+      input(pre + "attn.cqn", m.cqn, m.cqn_in, n, rq, true, shared.cqn, false);
       m.rstd_q = f32(pre + "attn.rstd_q", n);
     }
     m.q = f32(pre + "attn.q", n * H * dqk);
     m.kv = f32(pre + "attn.kv", n * (rkv + dr));
-    m.ckv = rec(pre + "attn.ckv", n * rkv, shared.ckv);
+    input(pre + "attn.ckv", m.ckv, m.ckv_in, n, rkv, true, shared.ckv, false);
     m.rstd_kv = f32(pre + "attn.rstd_kv", n);
     m.kvb = rec(pre + "attn.kvb", n * H * (dn + dv), shared.kvb);
     m.k = rec(pre + "attn.k", n * H * dqk, shared.k);
     m.lse = f32(pre + "attn.lse", B * H * Tl);
-    m.o = f32(pre + "attn.o", n * H * dv);
+    input(pre + "attn.o", m.o, m.o_in, n, H * dv, false, shared.o, true);
     FfnActs& f = L.ffn;
-    f.xn = rec(pre + "ffn.xn", n * D, shared.ffn_xn);
+    if (moe) {  // f32 for the router (see activations.h)
+      f.xn = recompute ? shared.ffn_xn : c.take<float>(pre + "ffn.xn", n * D, true);
+      f.xn_in = f32_input(f.xn);
+    } else {
+      input(pre + "ffn.xn", f.xn, f.xn_in, n, D, true, shared.ffn_xn, false);
+    }
     f.rstd = f32(pre + "ffn.rstd", n);
     if (!moe) {
       f.g = f32(pre + "ffn.g", n * I);
@@ -164,14 +199,21 @@ void plan(Carver& c, const ModelConfig& cfg, int64_t B, int64_t T, int64_t depth
 }  // namespace
 
 ActivationArena::ActivationArena(const ModelConfig& cfg, int64_t batch, int64_t seq_len, int64_t mtp_depth,
-                                 bool recompute) {
+                                 bool recompute, Precision precision, bool f32_linear_inputs) {
   Carver count(nullptr, nullptr);
-  plan(count, cfg, batch, seq_len, mtp_depth, recompute, acts_);
+  plan(count, cfg, batch, seq_len, mtp_depth, recompute, precision, f32_linear_inputs, acts_);
   bytes_ = count.bytes();
   slab_.reset(new std::byte[size_t(bytes_ + 64)]);
   auto base = reinterpret_cast<uintptr_t>(slab_.get());
   Carver carve(slab_.get() + ((64 - base % 64) % 64), &table_);
-  plan(carve, cfg, batch, seq_len, mtp_depth, recompute, acts_);
+  plan(carve, cfg, batch, seq_len, mtp_depth, recompute, precision, f32_linear_inputs, acts_);
+}
+
+int64_t ActivationArena::linear_input_bytes() const {
+  int64_t sum = 0;
+  for (const ActivationEntry& e : table_)
+    if (e.linear_input) sum += e.bytes;
+  return sum;
 }
 
 }  // namespace dsv3

@@ -5,6 +5,16 @@
 //
 // With recompute, the tensors marked [R] (RMSNorm outputs and MLA up-projections) are not kept
 // per layer: every layer shares one buffer for each, and backward recomputes them.
+//
+// Linear inputs [L] (train/linear.h, LinearInput): each has an f32 pointer, which forward writes
+// and the linear layer reads, and a LinearInput `*_in`, what backward reads. At fp32 (or with
+// f32_linear_inputs) the LinearInput views the per-layer f32 tensor, as before low-precision
+// caches existed. At bf16/fp8 it holds the tensor in cache_format() (BF16; E4M3 1x128 tiles + f32
+// scales; E5M6 for the attention output) per layer, and the f32 pointer is one buffer shared by
+// all layers, since only forward reads it. [R] tensors under recompute keep an f32 LinearInput on
+// their shared buffer (backward recomputes them, then quantizes as forward did). The MoE layers'
+// ffn.xn stays f32 per layer: the router is kept in f32 (training spec §3.4) and its Wgrad needs
+// xn in f32; the routed and shared experts read the same rows.
 #pragma once
 
 #include <cstdint>
@@ -13,28 +23,31 @@
 #include <vector>
 
 #include "model/config.h"
+#include "train/linear.h"
 
 namespace dsv3 {
 
 struct MlaActs {
-  float* xn = nullptr;       // (N, dim) input_layernorm output [R]
+  float* xn = nullptr;       // (N, dim) input_layernorm output [R] [L]: q_a_proj (or q_proj), kv_a_proj
   float* rstd = nullptr;     // (N) of input_layernorm
   float* cq = nullptr;       // (N, q_lora_rank) q_a_proj output, before q_a_layernorm
-  float* cqn = nullptr;      // (N, q_lora_rank) q_a_layernorm output [R]
+  float* cqn = nullptr;      // (N, q_lora_rank) q_a_layernorm output [R] [L]: q_b_proj
   float* rstd_q = nullptr;   // (N)
   float* q = nullptr;        // (N, H, d_qk) queries, rope slice rotated
   float* kv = nullptr;       // (N, kv_lora_rank + d_r) kv_a_proj_with_mqa output, unrotated
-  float* ckv = nullptr;      // (N, kv_lora_rank) kv_a_layernorm output [R]
+  float* ckv = nullptr;      // (N, kv_lora_rank) kv_a_layernorm output [R] [L]: kv_b_proj
   float* rstd_kv = nullptr;  // (N)
   float* kvb = nullptr;      // (N, H, d_n + d_v) kv_b_proj output: k_nope and v per head [R]
   float* k = nullptr;        // (N, H, d_qk) keys [k_nope ; RoPE(k_pe)] [R]
   float* lse = nullptr;      // (B, H, T) log-sum-exp of each attention row
-  float* o = nullptr;        // (N, H, d_v) attention output before o_proj
+  float* o = nullptr;        // (N, H, d_v) attention output before o_proj [L]: o_proj
+  LinearInput xn_in, cqn_in, ckv_in, o_in;  // the [L] tensors as backward reads them
 };
 
 struct FfnActs {
-  float* xn = nullptr;    // (N, dim) post_attention_layernorm output [R]
+  float* xn = nullptr;    // (N, dim) post_attention_layernorm output [R] [L]: MLP, or router + experts
   float* rstd = nullptr;  // (N)
+  LinearInput xn_in;      // xn as backward reads it (f32 in MoE layers)
   float* g = nullptr;     // (N, inter) dense: gate_proj output; MoE: shared experts' gate_proj
   float* u = nullptr;     // (N, inter) dense: up_proj output; MoE: shared experts' up_proj
   // MoE only.
@@ -123,16 +136,22 @@ struct Activations {
 struct ActivationEntry {
   std::string name;
   int64_t bytes;
+  bool linear_input = false;  // a linear layer's input kept for backward (codes, scales or f32)
 };
 
 // The arena behind an Activations: the table of entries and one 64-byte-aligned slab.
 class ActivationArena {
  public:
-  ActivationArena(const ModelConfig& cfg, int64_t batch, int64_t seq_len, int64_t mtp_depth, bool recompute);
+  // precision chooses the linear-input caches (cache_format()); f32_linear_inputs keeps them in
+  // f32 in every mode (backward then derives the same low-precision operands from f32).
+  ActivationArena(const ModelConfig& cfg, int64_t batch, int64_t seq_len, int64_t mtp_depth, bool recompute,
+                  Precision precision = Precision::kF32, bool f32_linear_inputs = false);
   Activations& acts() { return acts_; }
   const Activations& acts() const { return acts_; }
   const std::vector<ActivationEntry>& table() const { return table_; }
   int64_t bytes() const { return bytes_; }
+  // Bytes of the entries marked linear_input (alignment padding excluded).
+  int64_t linear_input_bytes() const;
 
  private:
   Activations acts_;

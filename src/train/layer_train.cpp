@@ -29,7 +29,7 @@ double layer_train_forward(float* x_out, LayerActs& a, const LayerParams& p, std
   if (p.is_moe) {
     balance = moe_train_forward(y, a.ffn, p, bias, counts, ctx);
   } else {
-    mlp_train_forward(y, a.ffn.g, a.ffn.u, ctx.scratch->act, a.ffn.xn, p.mlp, N, D, ctx.precision);
+    mlp_train_forward(y, a.ffn.g, a.ffn.u, ctx.scratch->act, a.ffn.xn, a.ffn.xn_in, p.mlp, N, D, ctx.precision);
   }
   add(x_out, a.x_mid, y, N * D);
   return balance;
@@ -46,7 +46,7 @@ void layer_train_backward(float* dres, const LayerParams& g, LayerActs& a, const
   if (p.is_moe) {
     moe_train_backward(dxn, g, dres, a.ffn, p, ctx);
   } else {
-    mlp_train_backward(dxn, g.mlp, dres, a.ffn.xn, a.ffn.g, a.ffn.u, p.mlp, N, D, *ctx.scratch, ctx.precision);
+    mlp_train_backward(dxn, g.mlp, dres, a.ffn.xn_in, a.ffn.g, a.ffn.u, p.mlp, N, D, *ctx.scratch, ctx.precision);
   }
   kernels::rmsnorm_backward(dres, g.ffn_norm, dxn, a.x_mid, p.ffn_norm, a.ffn.rstd, N, D);
   // x_mid = x_in + MLA(attn_norm(x_in))

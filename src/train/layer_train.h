@@ -41,11 +41,18 @@ void mla_recompute(MlaActs& a, const AttnParams& p, const LayerContext& ctx);
 void mla_train_backward(float* dxn, const AttnParams& g, const float* dout, const MlaActs& a, const AttnParams& p,
                         const LayerContext& ctx);
 
-// y (N, dim) = w2(silu(x·w1ᵀ) ⊙ x·w3ᵀ); saves gate (N, inter) and up (N, inter). act is scratch.
-void mlp_train_forward(float* y, float* gate, float* up, float* act, const float* x, const MlpParams& p, int64_t N,
-                       int64_t dim, Precision precision = Precision::kF32);
+// y (N, dim) = w2(silu(x·w1ᵀ) ⊙ x·w3ᵀ); saves gate (N, inter), up (N, inter) and x into x_in
+// (train/linear.h). act is scratch: w2's input is recomputed in backward, not cached (V3 §3.3.3).
+void mlp_train_forward(float* y, float* gate, float* up, float* act, const float* x, const LinearInput& x_in,
+                       const MlpParams& p, int64_t N, int64_t dim, Precision precision);
 // dx (N, dim) += backward of dy through the MLP; parameter gradients into g. Uses the
 // scratch dg, du, da (N·inter each).
+void mlp_train_backward(float* dx, const MlpParams& g, const float* dy, const LinearInput& x_in, const float* gate,
+                        const float* up, const MlpParams& p, int64_t N, int64_t dim, StepScratch& s,
+                        Precision precision);
+// The same with x kept by the caller in f32.
+void mlp_train_forward(float* y, float* gate, float* up, float* act, const float* x, const MlpParams& p, int64_t N,
+                       int64_t dim, Precision precision = Precision::kF32);
 void mlp_train_backward(float* dx, const MlpParams& g, const float* dy, const float* x, const float* gate,
                         const float* up, const MlpParams& p, int64_t N, int64_t dim, StepScratch& s,
                         Precision precision = Precision::kF32);

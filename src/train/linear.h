@@ -13,9 +13,18 @@
 // Outputs y, dx and dW are f32 in every mode (f32 accumulation; dW accumulates into the f32
 // gradient buffer that the optimizer's f32 master weights read).
 //
-// Caching: the model saves x in f32 for backward in every mode. In kFp8, backward re-quantizes
-// x with the same 1x128 tiles forward used (quantization is deterministic), so the Wgrad operand
-// is bit-identical to an FP8 activation cache; only the memory saving of such a cache is not taken.
+// Caching (training spec §3.4, §5.4): x is saved for backward as a LinearInput, a view into the
+// activation arena whose format the arena chose from the precision (cache_format()):
+//   kF32   x itself in f32 (no copy; linear_forward only checks data == x).
+//   kBf16  x rounded to BF16, 2 bytes per element: exactly the BF16 GEMM operand.
+//   kE4m3  the 1x128 E4M3 tiles and f32 scales forward quantized for Fprop, 1 + 4/128 bytes per
+//          element: Fprop reads them, backward requantizes them 128x1 for Wgrad.
+//   kE5m6  the input of the Linear after attention under fp8 (V3 §3.3.3): E5M6 codes with
+//          power-of-two 1x128 scales, 2 + 4/128 bytes per element; Fprop still quantizes x to
+//          E4M3 1x128 from f32, Wgrad quantizes the decoded E5M6 values 128x1 (one E4M3 rounding).
+// A kF32 LinearInput under kBf16/kFp8 (recompute, or keep_f32 below) derives the same operand in
+// backward from f32 (rounding, quantizing 1x128 then requantizing, or the E5M6 round trip): the
+// same bits as the low-precision cache, with the memory of f32.
 // Scratch for the quantized or rounded operands lives in a per-thread workspace that only grows
 // (linear_workspace_bytes()).
 #pragma once
@@ -29,6 +38,28 @@ namespace dsv3 {
 
 enum class Precision : uint8_t { kF32, kBf16, kFp8 };
 
+enum class CacheFormat : uint8_t { kF32, kBf16, kE4m3, kE5m6 };
+
+// A linear layer's input x (rows, cols) as saved for backward. Non-owning: data and scales point
+// into the activation arena (or, for kF32, at x itself).
+struct LinearInput {
+  CacheFormat format = CacheFormat::kF32;
+  bool attn_out = false;    // the input of o_proj: E5M6 rather than E4M3 under kFp8
+  void* data = nullptr;     // (rows, cols): float | BF16 bits uint16_t | E4M3 uint8_t | E5M6 uint16_t
+  float* scales = nullptr;  // (rows, ceil(cols/128)) for kE4m3 and kE5m6
+};
+
+// The format the recipe caches an input in: kF32 -> kF32, kBf16 -> kBf16, kFp8 -> kE4m3 (kE5m6
+// for the attention output).
+CacheFormat cache_format(Precision p, bool attn_out);
+// Bytes of the codes and of the scales of a (rows, cols) input cached in `f`.
+int64_t cache_data_bytes(CacheFormat f, int64_t rows, int64_t cols);
+int64_t cache_scale_bytes(CacheFormat f, int64_t rows, int64_t cols);
+// A kF32 LinearInput viewing x.
+inline LinearInput f32_input(const float* x, bool attn_out = false) {
+  return {CacheFormat::kF32, attn_out, const_cast<float*>(x), nullptr};
+}
+
 // "fp32" | "bf16" | "fp8".
 Result<Precision> parse_precision(const std::string& name);
 std::string precision_name(Precision p);
@@ -41,6 +72,14 @@ void linear_forward(float* y, const float* x, const float* w, int64_t N, int64_t
 // The sum over tokens of dW runs in a fixed order for every element, for any thread count.
 void linear_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, int64_t N, int64_t in,
                      int64_t out, Precision precision = Precision::kF32);
+
+// The same two steps with x saved as a LinearInput. Forward writes x into `saved` in its format
+// (writing the same x again, for a second layer reading it, gives the same bits); backward reads
+// only `saved`. A kF32 `saved` must view x itself.
+void linear_forward(float* y, const LinearInput& saved, const float* x, const float* w, int64_t N, int64_t in,
+                    int64_t out, Precision precision);
+void linear_backward(float* dx, float* dw, const float* dy, const LinearInput& saved, const float* w, int64_t N,
+                     int64_t in, int64_t out, Precision precision);
 
 // Bytes held by the calling thread's low-precision workspace (0 until a kBf16/kFp8 call).
 int64_t linear_workspace_bytes();

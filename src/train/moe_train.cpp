@@ -10,16 +10,16 @@
 
 namespace dsv3 {
 
-void mlp_train_forward(float* y, float* gate, float* up, float* act, const float* x, const MlpParams& p, int64_t N,
-                       int64_t dim, Precision precision) {
+void mlp_train_forward(float* y, float* gate, float* up, float* act, const float* x, const LinearInput& x_in,
+                       const MlpParams& p, int64_t N, int64_t dim, Precision precision) {
   const int64_t I = p.inter;
-  linear_forward(gate, x, p.w1, N, dim, I, precision);
-  linear_forward(up, x, p.w3, N, dim, I, precision);
+  linear_forward(gate, x_in, x, p.w1, N, dim, I, precision);
+  linear_forward(up, x_in, x, p.w3, N, dim, I, precision);
   kernels::swiglu_forward(act, gate, up, N * I);
   linear_forward(y, act, p.w2, N, I, dim, precision);
 }
 
-void mlp_train_backward(float* dx, const MlpParams& g, const float* dy, const float* x, const float* gate,
+void mlp_train_backward(float* dx, const MlpParams& g, const float* dy, const LinearInput& x_in, const float* gate,
                         const float* up, const MlpParams& p, int64_t N, int64_t dim, StepScratch& s,
                         Precision precision) {
   const int64_t I = p.inter;
@@ -29,8 +29,19 @@ void mlp_train_backward(float* dx, const MlpParams& g, const float* dy, const fl
   std::fill(s.dg, s.dg + N * I, 0.0f);
   std::fill(s.du, s.du + N * I, 0.0f);
   kernels::swiglu_backward(s.dg, s.du, s.da, gate, up, N * I);
-  linear_backward(dx, g.w1, s.dg, x, p.w1, N, dim, I, precision);
-  linear_backward(dx, g.w3, s.du, x, p.w3, N, dim, I, precision);
+  linear_backward(dx, g.w1, s.dg, x_in, p.w1, N, dim, I, precision);
+  linear_backward(dx, g.w3, s.du, x_in, p.w3, N, dim, I, precision);
+}
+
+void mlp_train_forward(float* y, float* gate, float* up, float* act, const float* x, const MlpParams& p, int64_t N,
+                       int64_t dim, Precision precision) {
+  mlp_train_forward(y, gate, up, act, x, f32_input(x), p, N, dim, precision);
+}
+
+void mlp_train_backward(float* dx, const MlpParams& g, const float* dy, const float* x, const float* gate,
+                        const float* up, const MlpParams& p, int64_t N, int64_t dim, StepScratch& s,
+                        Precision precision) {
+  mlp_train_backward(dx, g, dy, f32_input(x), gate, up, p, N, dim, s, precision);
 }
 
 void gate_weights_backward(float* ds, const float* dw, const float* s, const int32_t* experts,

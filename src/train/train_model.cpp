@@ -38,7 +38,8 @@ struct TrainModel::Impl {
       : cfg(c),
         opt(o),
         router(RouterConfig::from(c)),
-        arena(c, o.batch, o.seq_len, o.mtp_weight != 0.0 ? c.n_mtp_layers : 0, o.recompute),
+        arena(c, o.batch, o.seq_len, o.mtp_weight != 0.0 ? c.n_mtp_layers : 0, o.recompute, o.precision,
+              o.f32_linear_inputs),
         softmax_scale(float(attention_softmax_scale(c))) {
     DSV3_CHECK(c.n_layers >= 1 && o.batch >= 1 && o.seq_len >= 1, "need layers, batch and seq_len >= 1");
     build_params(cfg, params, P, G);
@@ -278,6 +279,7 @@ uint64_t TrainModel::routing_digest() const {
 }
 
 int64_t TrainModel::activation_bytes() const { return impl_->arena.bytes(); }
+int64_t TrainModel::linear_input_bytes() const { return impl_->arena.linear_input_bytes(); }
 const std::vector<ActivationEntry>& TrainModel::activation_table() const { return impl_->arena.table(); }
 
 }  // namespace dsv3

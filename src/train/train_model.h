@@ -43,6 +43,9 @@ struct TrainModelOptions {
   // GEMM precision of the MLA and MLP/expert projections (train/linear.h); everything else
   // (embedding, heads, router gate, eh_proj, norms, attention core) stays f32.
   Precision precision = Precision::kF32;
+  // Keep linear-layer inputs in f32 at bf16/fp8 instead of their low-precision caches
+  // (train/activations.h): the same results with more memory (tests compare the two).
+  bool f32_linear_inputs = false;
 };
 
 // tokens (B, T + 1): the model reads tokens[:, 0:T] and predicts tokens[:, 1:T+1].
@@ -97,6 +100,7 @@ class TrainModel {
 
   // Bytes of the activation arena and its table (name, bytes) of saved tensors and scratch.
   int64_t activation_bytes() const;
+  int64_t linear_input_bytes() const;  // of activation_bytes()
   const std::vector<ActivationEntry>& activation_table() const;
 
  private:

@@ -35,6 +35,7 @@ class TrainModelAdapter : public Trainable {
   double flops_per_token(int64_t seq_len) const override;
   std::string flops_note() const override;
   int64_t activation_bytes(int64_t, int64_t) const override { return model_.activation_bytes(); }
+  int64_t linear_input_bytes(int64_t, int64_t) const override { return model_.linear_input_bytes(); }
   // Active parameters per token counted in the FLOPs (see above).
   int64_t active_params() const;
 

@@ -38,6 +38,8 @@ class Trainable {
   virtual std::string flops_note() const = 0;
   // Bytes of saved activations for one micro-batch of (batch, seq_len) (an estimate).
   virtual int64_t activation_bytes(int64_t batch, int64_t seq_len) const = 0;
+  // Of them, the bytes of linear-layer inputs kept for backward (0 when the model does not say).
+  virtual int64_t linear_input_bytes(int64_t /*batch*/, int64_t /*seq_len*/) const { return 0; }
 };
 
 }  // namespace dsv3

@@ -162,6 +162,7 @@ Trainer::Memory Trainer::memory() const {
   m.grads = model_.params().numel() * 4;
   m.optimizer = optimizer_.state_bytes();
   m.activations = model_.activation_bytes(opt_.batch, opt_.seq_len);
+  m.linear_inputs = model_.linear_input_bytes(opt_.batch, opt_.seq_len);
   return m;
 }
 

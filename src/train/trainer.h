@@ -77,6 +77,7 @@ class Trainer {
   // The memory budget printed at start, in bytes.
   struct Memory {
     int64_t params = 0, grads = 0, optimizer = 0, activations = 0;
+    int64_t linear_inputs = 0;  // of activations: linear-layer inputs kept for backward
   };
   Memory memory() const;
   int64_t step() const { return step_; }

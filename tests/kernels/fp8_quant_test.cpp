@@ -1,5 +1,6 @@
-// FP8 quantizers: a worked bitwise table, edge tiles against the rule written out independently,
-// the three tilings, re-tiling, power-of-two scales and the E5M6 cache format.
+// FP8 quantizers: a worked bitwise table, edge tiles against the rule written out independently
+// (on every kernel path: the element cast is the vectorized convert_f32_to_e4m3 on AVX2), the
+// three tilings, re-tiling, power-of-two scales and the E5M6 cache format.
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -10,6 +11,7 @@
 #include "core/numeric.h"
 #include "kernels/fp8_quant.h"
 #include "kernels/fp8_test_util.h"
+#include "kernels/kernel_paths.h"
 
 namespace dsv3::kernels {
 namespace {
@@ -82,99 +84,107 @@ TEST(Fp8Quant, AmaxMapsToMaxCodeAndZeroGroupIsSafe) {
 
 // Edge tiles along K (1, 127, 129, 200) and a non-unit row stride, against the rule per group.
 TEST(Fp8Quant, Tile1x128EdgeShapes) {
-  for (int64_t K : {1, 127, 128, 129, 200, 256 + 5}) {
-    const int64_t rows = 3, ldx = K + 7;
-    auto x = random_matrix(rows, ldx, uint64_t(K), 50);
-    std::vector<uint8_t> q(size_t(rows * K));
-    std::vector<float> s(size_t(rows * fp8_groups(K)));
-    quantize_1x128(q.data(), s.data(), x.data(), rows, K, ldx, ScaleFmt::kF32);
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t g = 0; g < fp8_groups(K); ++g) {
-        std::vector<float> grp;
-        for (int64_t c = g * 128; c < std::min(K, (g + 1) * 128); ++c) grp.push_back(x[size_t(r * ldx + c)]);
-        GroupRef ref = quantize_group_ref(grp, false);
-        ASSERT_EQ(s[size_t(r * fp8_groups(K) + g)], ref.scale) << "K=" << K << " r=" << r << " g=" << g;
-        for (size_t i = 0; i < grp.size(); ++i)
-          ASSERT_EQ(q[size_t(r * K + g * 128) + i], ref.codes[i]) << "K=" << K << " r=" << r << " c=" << g * 128 + int64_t(i);
-      }
-  }
+  testing::for_each_path([](KernelPath) {
+    for (int64_t K : {1, 127, 128, 129, 200, 256 + 5}) {
+      const int64_t rows = 3, ldx = K + 7;
+      auto x = random_matrix(rows, ldx, uint64_t(K), 50);
+      std::vector<uint8_t> q(size_t(rows * K));
+      std::vector<float> s(size_t(rows * fp8_groups(K)));
+      quantize_1x128(q.data(), s.data(), x.data(), rows, K, ldx, ScaleFmt::kF32);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t g = 0; g < fp8_groups(K); ++g) {
+          std::vector<float> grp;
+          for (int64_t c = g * 128; c < std::min(K, (g + 1) * 128); ++c) grp.push_back(x[size_t(r * ldx + c)]);
+          GroupRef ref = quantize_group_ref(grp, false);
+          ASSERT_EQ(s[size_t(r * fp8_groups(K) + g)], ref.scale) << "K=" << K << " r=" << r << " g=" << g;
+          for (size_t i = 0; i < grp.size(); ++i)
+            ASSERT_EQ(q[size_t(r * K + g * 128) + i], ref.codes[i]) << "K=" << K << " r=" << r << " c=" << g * 128 + int64_t(i);
+        }
+    }
+  });
 }
 
 // 128x128 blocks with partial edge blocks in both dimensions; dequantize puts each code back
 // with its block's scale.
 TEST(Fp8Quant, Block128x128EdgeShapes) {
-  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {127, 129}, {200, 128}, {129, 300}}) {
-    auto w = random_matrix(rows, cols, uint64_t(rows * 1000 + cols), 300);
-    const int64_t nrb = fp8_groups(rows), ncb = fp8_groups(cols);
-    std::vector<uint8_t> q(w.size());
-    std::vector<float> s(size_t(nrb * ncb));
-    quantize_128x128(q.data(), s.data(), w.data(), rows, cols, ScaleFmt::kF32);
-    for (int64_t rb = 0; rb < nrb; ++rb)
-      for (int64_t cb = 0; cb < ncb; ++cb) {
-        std::vector<float> grp;
-        for (int64_t r = rb * 128; r < std::min(rows, rb * 128 + 128); ++r)
-          for (int64_t c = cb * 128; c < std::min(cols, cb * 128 + 128); ++c) grp.push_back(w[size_t(r * cols + c)]);
-        GroupRef ref = quantize_group_ref(grp, false);
-        ASSERT_EQ(s[size_t(rb * ncb + cb)], ref.scale) << rows << "x" << cols << " block " << rb << "," << cb;
-        size_t i = 0;
-        for (int64_t r = rb * 128; r < std::min(rows, rb * 128 + 128); ++r)
-          for (int64_t c = cb * 128; c < std::min(cols, cb * 128 + 128); ++c)
-            ASSERT_EQ(q[size_t(r * cols + c)], ref.codes[i++]);
-      }
-    std::vector<float> back(w.size());
-    dequantize_128x128(back.data(), q.data(), s.data(), rows, cols);
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < cols; ++c)
-        ASSERT_EQ(back[size_t(r * cols + c)], e4m3_to_f32(q[size_t(r * cols + c)]) * s[size_t((r / 128) * ncb + c / 128)]);
-  }
+  testing::for_each_path([](KernelPath) {
+    for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {127, 129}, {200, 128}, {129, 300}}) {
+      auto w = random_matrix(rows, cols, uint64_t(rows * 1000 + cols), 300);
+      const int64_t nrb = fp8_groups(rows), ncb = fp8_groups(cols);
+      std::vector<uint8_t> q(w.size());
+      std::vector<float> s(size_t(nrb * ncb));
+      quantize_128x128(q.data(), s.data(), w.data(), rows, cols, ScaleFmt::kF32);
+      for (int64_t rb = 0; rb < nrb; ++rb)
+        for (int64_t cb = 0; cb < ncb; ++cb) {
+          std::vector<float> grp;
+          for (int64_t r = rb * 128; r < std::min(rows, rb * 128 + 128); ++r)
+            for (int64_t c = cb * 128; c < std::min(cols, cb * 128 + 128); ++c) grp.push_back(w[size_t(r * cols + c)]);
+          GroupRef ref = quantize_group_ref(grp, false);
+          ASSERT_EQ(s[size_t(rb * ncb + cb)], ref.scale) << rows << "x" << cols << " block " << rb << "," << cb;
+          size_t i = 0;
+          for (int64_t r = rb * 128; r < std::min(rows, rb * 128 + 128); ++r)
+            for (int64_t c = cb * 128; c < std::min(cols, cb * 128 + 128); ++c)
+              ASSERT_EQ(q[size_t(r * cols + c)], ref.codes[i++]);
+        }
+      std::vector<float> back(w.size());
+      dequantize_128x128(back.data(), q.data(), s.data(), rows, cols);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c)
+          ASSERT_EQ(back[size_t(r * cols + c)], e4m3_to_f32(q[size_t(r * cols + c)]) * s[size_t((r / 128) * ncb + c / 128)]);
+    }
+  });
 }
 
 // 128x1 tiles along rows (T = 1, 127, 129, 200), plain and transposed storage.
 TEST(Fp8Quant, Tile128x1EdgeShapesAndTransposedStorage) {
-  for (int64_t T : {1, 127, 128, 129, 200}) {
-    const int64_t C = 70, ldx = 75;
-    auto x = random_matrix(T, ldx, uint64_t(T) + 77, 40);
-    const int64_t nrb = fp8_groups(T);
-    std::vector<uint8_t> q(size_t(T * C)), qt(size_t(T * C));
-    std::vector<float> s(size_t(nrb * C)), st(size_t(nrb * C));
-    quantize_128x1(q.data(), s.data(), x.data(), T, C, ldx, ScaleFmt::kF32);
-    quantize_128x1_transposed(qt.data(), st.data(), x.data(), T, C, ldx, ScaleFmt::kF32);
-    for (int64_t rb = 0; rb < nrb; ++rb)
-      for (int64_t c = 0; c < C; ++c) {
-        std::vector<float> grp;
-        for (int64_t r = rb * 128; r < std::min(T, rb * 128 + 128); ++r) grp.push_back(x[size_t(r * ldx + c)]);
-        GroupRef ref = quantize_group_ref(grp, false);
-        ASSERT_EQ(s[size_t(rb * C + c)], ref.scale) << "T=" << T << " rb=" << rb << " c=" << c;
-        ASSERT_EQ(st[size_t(c * nrb + rb)], ref.scale);
-        for (size_t i = 0; i < grp.size(); ++i) {
-          const int64_t r = rb * 128 + int64_t(i);
-          ASSERT_EQ(q[size_t(r * C + c)], ref.codes[i]);
-          ASSERT_EQ(qt[size_t(c * T + r)], ref.codes[i]);
+  testing::for_each_path([](KernelPath) {
+    for (int64_t T : {1, 127, 128, 129, 200}) {
+      const int64_t C = 70, ldx = 75;
+      auto x = random_matrix(T, ldx, uint64_t(T) + 77, 40);
+      const int64_t nrb = fp8_groups(T);
+      std::vector<uint8_t> q(size_t(T * C)), qt(size_t(T * C));
+      std::vector<float> s(size_t(nrb * C)), st(size_t(nrb * C));
+      quantize_128x1(q.data(), s.data(), x.data(), T, C, ldx, ScaleFmt::kF32);
+      quantize_128x1_transposed(qt.data(), st.data(), x.data(), T, C, ldx, ScaleFmt::kF32);
+      for (int64_t rb = 0; rb < nrb; ++rb)
+        for (int64_t c = 0; c < C; ++c) {
+          std::vector<float> grp;
+          for (int64_t r = rb * 128; r < std::min(T, rb * 128 + 128); ++r) grp.push_back(x[size_t(r * ldx + c)]);
+          GroupRef ref = quantize_group_ref(grp, false);
+          ASSERT_EQ(s[size_t(rb * C + c)], ref.scale) << "T=" << T << " rb=" << rb << " c=" << c;
+          ASSERT_EQ(st[size_t(c * nrb + rb)], ref.scale);
+          for (size_t i = 0; i < grp.size(); ++i) {
+            const int64_t r = rb * 128 + int64_t(i);
+            ASSERT_EQ(q[size_t(r * C + c)], ref.codes[i]);
+            ASSERT_EQ(qt[size_t(c * T + r)], ref.codes[i]);
+          }
         }
-      }
-    std::vector<float> back(size_t(T * C));
-    dequantize_128x1(back.data(), q.data(), s.data(), T, C);
-    for (int64_t r = 0; r < T; ++r)
-      for (int64_t c = 0; c < C; ++c)
-        ASSERT_EQ(back[size_t(r * C + c)], e4m3_to_f32(q[size_t(r * C + c)]) * s[size_t((r / 128) * C + c)]);
-  }
+      std::vector<float> back(size_t(T * C));
+      dequantize_128x1(back.data(), q.data(), s.data(), T, C);
+      for (int64_t r = 0; r < T; ++r)
+        for (int64_t c = 0; c < C; ++c)
+          ASSERT_EQ(back[size_t(r * C + c)], e4m3_to_f32(q[size_t(r * C + c)]) * s[size_t((r / 128) * C + c)]);
+    }
+  });
 }
 
 // Re-tiling = quantize_128x1 of the dequantized 1x128 tiles, bitwise.
 TEST(Fp8Quant, RequantizeIsDequantizeThenRetile) {
-  const int64_t T = 300, K = 200;
-  auto x = random_matrix(T, K, 5, 100);
-  std::vector<uint8_t> q1(size_t(T * K)), q2(size_t(T * K)), q_ref(size_t(T * K));
-  std::vector<float> s1(size_t(T * fp8_groups(K))), s2(size_t(fp8_groups(T) * K)), s_ref(s2.size());
-  std::vector<float> deq(size_t(T * K));
-  for (ScaleFmt fmt : {ScaleFmt::kF32, ScaleFmt::kUe8m0}) {
-    quantize_1x128(q1.data(), s1.data(), x.data(), T, K, K, fmt);
-    requantize_1x128_to_128x1(q2.data(), s2.data(), q1.data(), s1.data(), T, K, fmt);
-    dequantize_1x128(deq.data(), q1.data(), s1.data(), T, K);
-    quantize_128x1(q_ref.data(), s_ref.data(), deq.data(), T, K, K, fmt);
-    EXPECT_EQ(q2, q_ref);
-    EXPECT_EQ(s2, s_ref);
-  }
+  testing::for_each_path([](KernelPath) {
+    const int64_t T = 300, K = 200;
+    auto x = random_matrix(T, K, 5, 100);
+    std::vector<uint8_t> q1(size_t(T * K)), q2(size_t(T * K)), q_ref(size_t(T * K));
+    std::vector<float> s1(size_t(T * fp8_groups(K))), s2(size_t(fp8_groups(T) * K)), s_ref(s2.size());
+    std::vector<float> deq(size_t(T * K));
+    for (ScaleFmt fmt : {ScaleFmt::kF32, ScaleFmt::kUe8m0}) {
+      quantize_1x128(q1.data(), s1.data(), x.data(), T, K, K, fmt);
+      requantize_1x128_to_128x1(q2.data(), s2.data(), q1.data(), s1.data(), T, K, fmt);
+      dequantize_1x128(deq.data(), q1.data(), s1.data(), T, K);
+      quantize_128x1(q_ref.data(), s_ref.data(), deq.data(), T, K, K, fmt);
+      EXPECT_EQ(q2, q_ref);
+      EXPECT_EQ(s2, s_ref);
+    }
+  });
 }
 
 // Power-of-two scales: 2^ceil(log2(amax/448)), an exact power of two kept as is; x·(1/s) = x/s;
@@ -209,17 +219,19 @@ TEST(Fp8Quant, PowerOfTwoScales) {
 // A NaN element becomes a NaN code without disturbing the scale of its tile; saturation holds for
 // a value that rounds past 448 after the multiply by 1/s.
 TEST(Fp8Quant, NanAndSaturation) {
-  std::vector<float> x(128, 1.0f);
-  x[5] = std::numeric_limits<float>::quiet_NaN();
-  x[6] = -3.5f;
-  std::vector<uint8_t> q(128);
-  float s = 0;
-  quantize_1x128(q.data(), &s, x.data(), 1, 128, 128, ScaleFmt::kF32);
-  EXPECT_EQ(s, 3.5f / 448.0f);
-  EXPECT_EQ(q[5] & 0x7F, 0x7F);
-  EXPECT_EQ(q[6], 0xFE);
-  EXPECT_EQ(fp8_quantize_value(1000.0f, 1.0f), 0x7E);
-  EXPECT_EQ(fp8_quantize_value(-465.0f, 1.0f), 0xFE);
+  testing::for_each_path([](KernelPath) {
+    std::vector<float> x(128, 1.0f);
+    x[5] = std::numeric_limits<float>::quiet_NaN();
+    x[6] = -3.5f;
+    std::vector<uint8_t> q(128);
+    float s = 0;
+    quantize_1x128(q.data(), &s, x.data(), 1, 128, 128, ScaleFmt::kF32);
+    EXPECT_EQ(s, 3.5f / 448.0f);
+    EXPECT_EQ(q[5] & 0x7F, 0x7F);
+    EXPECT_EQ(q[6], 0xFE);
+    EXPECT_EQ(fp8_quantize_value(1000.0f, 1.0f), 0x7E);
+    EXPECT_EQ(fp8_quantize_value(-465.0f, 1.0f), 0xFE);
+  });
 }
 
 TEST(Fp8Quant, TransposeCodes) {
