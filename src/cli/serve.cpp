@@ -97,7 +97,14 @@ int run_serve(ServeOptions o) {
   std::signal(SIGPIPE, SIG_IGN);  // a vanished client must not kill the server
 
   std::string tokenizer_path = o.tokenizer;
-  auto model = open_model(o, tokenizer_path);
+  // Opened on a thread that ends here: OpenMP keeps a team of workers for every thread that ever
+  // ran a parallel region (random weights are generated in parallel), and once libgomp manages
+  // more threads than there are CPUs it stops spinning between regions and sleeps instead, which
+  // costs a futex wake-up per region (on 2 cores, 2-thread decode ran slower than 1-thread).
+  // The engine thread must be the only thread with a team.
+  std::optional<Result<std::unique_ptr<ModelSource>>> opened;
+  std::thread([&] { opened.emplace(open_model(o, tokenizer_path)); }).join();
+  auto& model = *opened;
   if (!model.is_ok()) return fail("serve", model.message());
   auto tokenizer = Tokenizer::load(tokenizer_path);
   if (!tokenizer.is_ok()) return fail("serve", "tokenizer: " + tokenizer.message());
