@@ -74,22 +74,35 @@ void Mla::attend_absorbed(float* o, const float* q, const AttentionWeights& w, c
   const int64_t lat = r_ + dr_;
   float* q_lat = q_lat_.get(S * H_ * lat);
   float* o_lat = o_lat_.get(S * H_ * r_);
-  // One parallel region over heads (each head's small products run serially inside it): per-head
-  // regions cost more than the products themselves at decode. Every output is summed in the same
-  // order whichever thread computes it.
-  parallel_for(H_, [&](int64_t h) {
+  auto absorb = [&](int64_t h) {
     const WeightMatrix w_uk = w.wkv_b.row_slice(h * (dn_ + dv_), dn_);
     kernels::matmul_t(q_lat + h * lat, H_ * lat, q + h * dqk_, H_ * dqk_, w_uk, S);
-  });
-  for (int64_t i = 0; i < S * H_; ++i) {
-    std::memcpy(q_lat + i * lat + r_, q + i * dqk_ + dn_, size_t(dr_) * sizeof(float));
-  }
-  kernels::mla_attention_latent(o_lat, q_lat, cache, S, H_, r_, dr_, start, scale_);
+    for (int64_t s = 0; s < S; ++s) {
+      const int64_t i = s * H_ + h;
+      std::memcpy(q_lat + i * lat + r_, q + i * dqk_ + dn_, size_t(dr_) * sizeof(float));
+    }
+  };
   // o[s,h,:] = o_lat[s,h,:] · W_UV[h]ᵀ  with W_UV[h] = rows h·(d_n+d_v) + d_n .. +d_v.
-  parallel_for(H_, [&](int64_t h) {
+  auto project = [&](int64_t h) {
     const WeightMatrix w_uv = w.wkv_b.row_slice(h * (dn_ + dv_) + dn_, dv_);
     kernels::matmul(o + h * dv_, H_ * dv_, o_lat + h * r_, H_ * r_, w_uv, S);
-  });
+  };
+  // Parallel regions over heads, the small per-head products running serially inside them:
+  // per-head regions cost more than the products at decode. With one query token a head's three
+  // steps touch only that head's rows, so a single region runs absorb, attention and projection
+  // for a share of the heads; with more tokens the attention's own split over (token, head) sits
+  // between two regions. Every output is summed in the same order whichever way it is split.
+  if (S == 1) {
+    parallel_chunks(H_, [&](int64_t h0, int64_t h1) {
+      for (int64_t h = h0; h < h1; ++h) absorb(h);
+      kernels::mla_attention_latent(o_lat + h0 * r_, q_lat + h0 * lat, cache, 1, h1 - h0, r_, dr_, start, scale_);
+      for (int64_t h = h0; h < h1; ++h) project(h);
+    });
+    return;
+  }
+  parallel_for(H_, absorb);
+  kernels::mla_attention_latent(o_lat, q_lat, cache, S, H_, r_, dr_, start, scale_);
+  parallel_for(H_, project);
 }
 
 void Mla::attend_naive(float* o, const float* q, const AttentionWeights& w, const kernels::LatentCacheView& cache,
