@@ -154,19 +154,17 @@ void attend(float* o_lat, const float* q, const LatentCacheView& cache, const fl
   float* s[G];
   const float* qs[G];
   float* o[G];
-  const float* p[G];
   for (int g = 0; g < G; ++g) {
     s[g] = s0 + g * cache.capacity;
     qs[g] = q + (i + g) * lat;
     o[g] = o_lat + (i + g) * r;
-    p[g] = s[g];
   }
   scores<G>(s, qs, row_ptr, n, lat);
   for (int g = 0; g < G; ++g) {
     for (int64_t t = 0; t < n; ++t) s[g][t] *= scale;
     softmax_row(s[g], n);
   }
-  weighted_rows<G>(o, p, row_ptr, n, r);
+  weighted_rows<G>(o, s, row_ptr, n, r);  // the probabilities, in place of the scores
 }
 
 }  // namespace
@@ -181,9 +179,9 @@ void mla_attention_decode(float* o_lat, const float* q, const LatentCacheView& c
       const int64_t s = i / H, n = start_pos + s + 1;
       // Queries of one token share their visible keys: up to kMaxGroup of them per pass.
       auto fits = [&](int64_t g) { return i + g <= end && (i + g - 1) / H == s; };
-      if (fits(4)) {
-        attend<4>(o_lat, q, cache, rows, i, n, r, lat, scale);
-        i += 4;
+      if (fits(kMaxGroup)) {
+        attend<kMaxGroup>(o_lat, q, cache, rows, i, n, r, lat, scale);
+        i += kMaxGroup;
       } else if (fits(2)) {
         attend<2>(o_lat, q, cache, rows, i, n, r, lat, scale);
         i += 2;
