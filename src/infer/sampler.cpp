@@ -100,6 +100,11 @@ int32_t draw(const std::vector<Candidate>& candidates, float u) {
   return candidates.back().id;  // u within rounding of 1
 }
 
+void apply_logit_bias(std::span<float> logits, std::span<const std::pair<int32_t, float>> bias) {
+  for (const auto& [t, b] : bias)
+    if (t >= 0 && size_t(t) < logits.size()) logits[size_t(t)] += b;
+}
+
 int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> prompt,
                         std::span<const int32_t> generated) const {
   if (config_.repetition_penalty != 1.0f) {
@@ -108,6 +113,7 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> prompt
     apply_repetition_penalty(logits, context, config_.repetition_penalty);
   }
   apply_presence_frequency_penalty(logits, generated, config_.presence_penalty, config_.frequency_penalty);
+  apply_logit_bias(logits, config_.logit_bias);
   if (config_.temperature <= 0.0f || config_.top_k == 1) return argmax(logits);
   const auto candidates = filtered_distribution(logits, config_);
   return draw(candidates, Rng(config_.seed).uniform(generated.size()));

@@ -2,7 +2,7 @@
 // rules of a generation (EOS, max new tokens, stop strings).
 //
 // Order of operations (Hugging Face's logits-processor order): repetition penalty -> presence
-// and frequency penalties -> temperature -> top-k -> top-p -> min-p -> draw. Temperature 0 (or
+// and frequency penalties -> logit bias -> temperature -> top-k -> top-p -> min-p -> draw. Temperature 0 (or
 // top_k 1) is greedy. Ties are broken towards the lower token id everywhere, so results do not
 // depend on sort stability.
 //
@@ -16,6 +16,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace dsv3 {
@@ -31,6 +32,7 @@ struct SamplerConfig {
   uint64_t seed = 0;
   size_t max_new_tokens = 256;
   bool stop_at_eos = true;
+  std::vector<std::pair<int32_t, float>> logit_bias;  // OpenAI: added to the logit of each token
   std::vector<std::string> stop;  // stop strings; the text stops before the earliest match
 };
 
@@ -41,6 +43,8 @@ void apply_repetition_penalty(std::span<float> logits, std::span<const int32_t> 
 // OpenAI-style: logit[t] -= presence * [count(t) > 0] + frequency * count(t), counts over `generated`.
 void apply_presence_frequency_penalty(std::span<float> logits, std::span<const int32_t> generated, float presence,
                                       float frequency);
+// logit[t] += bias for each (t, bias); ids outside the logits are ignored (callers validate).
+void apply_logit_bias(std::span<float> logits, std::span<const std::pair<int32_t, float>> bias);
 // Index of the largest logit (lowest index among ties; NaN never wins).
 int32_t argmax(std::span<const float> logits);
 

@@ -77,7 +77,7 @@ struct StreamState {
 
 void HttpServer::Impl::completions(const httplib::Request& req, httplib::Response& res, bool chat) {
   const uint64_t n = counter.fetch_add(1);
-  ApiLimits limits{opt.model_name, engine.context_length(), opt.default_max_tokens};
+  ApiLimits limits{opt.model_name, engine.context_length(), opt.default_max_tokens, engine.config().vocab_size};
   auto parsed = parse_completion_request(req.body, chat, engine.tokenizer(), limits, splitmix64(seed_base + n));
   if (auto* e = std::get_if<ApiError>(&parsed)) return send_error(res, *e);
   auto state = std::make_shared<StreamState>();

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
 #include <cmath>
 
 namespace dsv3::server {
@@ -167,6 +168,22 @@ Parsed<CompletionRequest> parse_completion_request(const std::string& body, bool
     if (!k->is_number_integer() || k->get<int64_t>() < 0 || k->get<int64_t>() > (int64_t(1) << 30))
       return bad("top_k", "'top_k' must be a non-negative integer", "invalid_type");
     sp.top_k = int(k->get<int64_t>());
+  }
+  if (auto ie = j.find("ignore_eos"); ie != j.end() && !ie->is_null()) {
+    if (!ie->is_boolean()) return bad("ignore_eos", "'ignore_eos' must be a boolean", "invalid_type");
+    sp.stop_at_eos = !ie->get<bool>();  // benchmarks and tests want a fixed answer length
+  }
+  if (auto lb = j.find("logit_bias"); lb != j.end() && !lb->is_null()) {
+    if (!lb->is_object()) return bad("logit_bias", "'logit_bias' must be an object of token id -> bias", "invalid_type");
+    for (const auto& [key, value] : lb->items()) {
+      int64_t id = -1;
+      const auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), id);
+      if (ec != std::errc() || end != key.data() + key.size() || id < 0 || id >= limits.vocab_size)
+        return bad("logit_bias", fmt::format("logit_bias key '{}' is not a token id below {}", key, limits.vocab_size));
+      if (!value.is_number() || value.get<double>() < -100.0 || value.get<double>() > 100.0)
+        return bad("logit_bias", fmt::format("logit_bias['{}'] must be a number in [-100, 100]", key));
+      sp.logit_bias.emplace_back(int32_t(id), value.get<float>());
+    }
   }
   if (auto e = get_number(j, "presence_penalty", -2.0, 2.0, sp.presence_penalty)) return *e;
   if (auto e = get_number(j, "frequency_penalty", -2.0, 2.0, sp.frequency_penalty)) return *e;

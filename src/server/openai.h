@@ -44,6 +44,7 @@ struct ApiLimits {
   std::string model_name;
   int64_t context_length = 0;
   int64_t default_max_tokens = 256;
+  int64_t vocab_size = 0;  // bounds logit_bias token ids
 };
 
 template <typename T>

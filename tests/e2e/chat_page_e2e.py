@@ -122,17 +122,43 @@ def main():
         wd.get(f"http://127.0.0.1:{port}/")
         wait_for("model name", lambda: wd.js("return document.getElementById('model').textContent.startsWith('dsv3')"))
 
-        # Turn 1: a long answer, stopped while it streams.
+        # Turn 1: a long answer, stopped while it streams. A random-weight model may sample the
+        # end-of-sequence token at any step, and a fast machine streams a short answer before a
+        # WebDriver round trip: so this turn asks the server for ignore_eos (added to the page's
+        # request body), and Stop is clicked from inside the page as soon as 20 characters show.
+        wd.js("""
+            const fetch0 = window.fetch;
+            window.fetch = (url, opts) => {
+              if (url === '/v1/chat/completions' && window.e2eIgnoreEos) {
+                const body = JSON.parse(opts.body);
+                body.ignore_eos = true;
+                opts = Object.assign({}, opts, {body: JSON.stringify(body)});
+              }
+              return fetch0(url, opts);
+            };
+            window.e2eIgnoreEos = true;
+            window.e2eStop = null;
+            const observer = new MutationObserver(() => {
+              const m = document.querySelector('.msg.assistant .content');
+              if (window.e2eStop === null && m && m.textContent.length > 20) {
+                const stop = document.getElementById('stop');
+                window.e2eStop = {enabled: !stop.disabled, finish: m.closest('.msg').dataset.finish || ''};
+                stop.click();
+                observer.disconnect();
+              }
+            });
+            observer.observe(document.getElementById('messages'), {subtree: true, childList: true, characterData: true});
+        """)
         wd.clear_and_type("#max_tokens", "3000")
         wd.clear_and_type("#seed", "7")
         wd.clear_and_type("#prompt", "Write a long story about a lighthouse keeper.")
         wd.click("#send")
-        wait_for("streamed text", lambda: len(wd.js(
-            "const m = document.querySelectorAll('.msg.assistant .content'); return m.length ? m[0].textContent : ''")) > 20)
-        assert wd.js("return !document.getElementById('stop').disabled"), "Stop is enabled while streaming"
-        wd.click("#stop")
+        stop = wait_for("streamed text and the Stop click", lambda: wd.js("return window.e2eStop"))
+        assert stop["enabled"], "Stop is enabled while streaming"
+        assert stop["finish"] == "", f"the answer had finished ({stop['finish']!r}) before Stop was clicked"
         finish = wait_for("stop to take effect", lambda: wd.js(
             "const m = document.querySelector('.msg.assistant'); return m && m.dataset.finish"))
+        wd.js("window.e2eIgnoreEos = false;")
         assert finish == "stopped", f"first answer finished with {finish!r}, expected it to be stopped"
         wait_for("the server to free the stopped sequence",
                  lambda: metric(port, "dsv3_active_sequences") == 0 and metric(port, "dsv3_kv_cache_pages_used") == 0,

@@ -146,6 +146,27 @@ TEST(Sampler, EmpiricalDistributionMatches) {
   }
 }
 
+TEST(Sampler, LogitBiasIsAddedBeforeTemperature) {
+  std::vector<float> logits = {1.0f, 2.0f, 3.0f};
+  apply_logit_bias(logits, std::vector<std::pair<int32_t, float>>{{0, 5.0f}, {2, -1.5f}, {7, 9.0f}});
+  EXPECT_EQ(logits, (std::vector<float>{6.0f, 2.0f, 1.5f}));  // id 7 is outside: ignored
+
+  // Through the sampler: +100 on one token makes it certain at any temperature and seed.
+  SamplerConfig c;
+  c.temperature = 2.0f;
+  c.logit_bias = {{1, 100.0f}};
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    c.seed = seed;
+    std::vector<float> l = {3.0f, 0.0f, 3.0f, 2.0f};
+    EXPECT_EQ(Sampler(c).sample(l, {}, {}), 1);
+  }
+  // -100 removes a token from greedy choice.
+  c.temperature = 0.0f;
+  c.logit_bias = {{0, -100.0f}};
+  std::vector<float> l = {3.0f, 0.0f, 2.5f, 2.0f};
+  EXPECT_EQ(Sampler(c).sample(l, {}, {}), 2);
+}
+
 TEST(Sampler, FinishReasons) {
   SamplerConfig c;
   c.max_new_tokens = 3;

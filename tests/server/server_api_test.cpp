@@ -127,6 +127,37 @@ TEST(ServerApi, StopStringEndsGenerationBeforeIt) {
   EXPECT_EQ(s.finish_reason, "stop");
 }
 
+TEST(ServerApi, LogitBiasAndIgnoreEos) {
+  LiveServer server;
+  auto cli = server.client();
+  // A +100 bias on the end-of-sequence token ends the answer at its first token...
+  json body = chat_body("Tell me a story", 12, 5);
+  body["logit_bias"] = {{"1", 100}};
+  json r = post_json(cli, "/v1/chat/completions", body);
+  EXPECT_EQ(r["choices"][0]["finish_reason"], "stop");
+  EXPECT_EQ(r["usage"]["completion_tokens"], 1);
+  EXPECT_EQ(r["choices"][0]["message"]["content"], "");
+  // ...unless ignore_eos asks for all max_tokens; streaming agrees.
+  body["ignore_eos"] = true;
+  r = post_json(cli, "/v1/chat/completions", body);
+  EXPECT_EQ(r["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(r["usage"]["completion_tokens"], 12);
+  body["stream"] = true;
+  body["stream_options"] = {{"include_usage", true}};
+  SseResult s = post_sse(server.port(), "/v1/chat/completions", body);
+  EXPECT_EQ(s.finish_reason, "length");
+  EXPECT_EQ(s.chunks.back()["usage"]["completion_tokens"], 12);
+  // A -100 bias on the first token of a greedy answer changes the answer.
+  json greedy = chat_body("Count with me", 16, 1);
+  greedy["temperature"] = 0;
+  const std::string plain = post_json(cli, "/v1/chat/completions", greedy)["choices"][0]["message"]["content"];
+  json t = post_json(cli, "/tokenize", {{"prompt", plain}, {"add_special_tokens", false}});
+  ASSERT_FALSE(t["tokens"].empty());
+  greedy["logit_bias"] = {{std::to_string(t["tokens"][0].get<int>()), -100}};
+  const std::string biased = post_json(cli, "/v1/chat/completions", greedy)["choices"][0]["message"]["content"];
+  EXPECT_NE(biased.substr(0, 1), plain.substr(0, 1)) << plain << " / " << biased;
+}
+
 TEST(ServerApi, TokenizeAndDetokenize) {
   LiveServer server;
   auto cli = server.client();
@@ -178,6 +209,12 @@ TEST(ServerApi, BadInputsGetOpenAiErrors) {
       {"seed float", chat, "{\"model\":\"dsv3\"," + msgs + ",\"seed\":1.5}", 400, "seed"},
       {"stream not bool", chat, "{\"model\":\"dsv3\"," + msgs + ",\"stream\":\"yes\"}", 400, "stream"},
       {"stop wrong type", chat, "{\"model\":\"dsv3\"," + msgs + ",\"stop\":[1]}", 400, "stop"},
+      {"ignore_eos not bool", chat, "{\"model\":\"dsv3\"," + msgs + ",\"ignore_eos\":1}", 400, "ignore_eos"},
+      {"logit_bias array", chat, "{\"model\":\"dsv3\"," + msgs + ",\"logit_bias\":[1]}", 400, "logit_bias"},
+      {"logit_bias bad id", chat, "{\"model\":\"dsv3\"," + msgs + ",\"logit_bias\":{\"x1\":1}}", 400, "logit_bias"},
+      {"logit_bias id past vocab", chat, "{\"model\":\"dsv3\"," + msgs + ",\"logit_bias\":{\"1024\":1}}", 400,
+       "logit_bias"},
+      {"logit_bias range", chat, "{\"model\":\"dsv3\"," + msgs + ",\"logit_bias\":{\"3\":101}}", 400, "logit_bias"},
       {"n = 2", chat, "{\"model\":\"dsv3\"," + msgs + ",\"n\":2}", 400, "n"},
       {"prompt too long", cmpl, R"({"model":"dsv3","prompt":")" + long_prompt + "\"}", 400, "prompt"},
       {"prompt wrong type", cmpl, R"({"model":"dsv3","prompt":{"a":1}})", 400, "prompt"},
