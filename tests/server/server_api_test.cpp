@@ -269,6 +269,7 @@ TEST(ServerApi, ApiKeyGuardsV1Routes) {
 TEST(ServerApi, DisconnectMidStreamFreesPagesAtOnce) {
   LiveServer server;
   json body = chat_body("a long answer please", 480, 9, true);
+  body["ignore_eos"] = true;  // long whatever the sampled tokens
   SseResult s = post_sse(server.port(), "/v1/chat/completions", body, /*stop_after=*/3);
   EXPECT_FALSE(s.done);
   // The engine notices at its next write to the closed socket and releases the sequence.
@@ -316,7 +317,9 @@ TEST(ServerApi, FullQueueAnswers429AndDrainAnswers503) {
   LiveServer server(setup);
   // A occupies the only batch slot, B the only queue place.
   auto a = std::async(std::launch::async, [&] {
-    return post_sse(server.port(), "/v1/chat/completions", chat_body("A", 500, 1, true), 4);
+    json body = chat_body("A", 500, 1, true);
+    body["ignore_eos"] = true;  // long whatever the sampled tokens
+    return post_sse(server.port(), "/v1/chat/completions", body, 4);
   });
   while (server.engine().gauges().active_sequences < 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   auto b = std::async(std::launch::async, [&] {
