@@ -24,7 +24,7 @@ void split_elements(int64_t n, F&& f) {
 }  // namespace
 
 void swiglu_forward(float* out, const float* gate, const float* up, int64_t n) {
-  const bool fast = kernel_path() == KernelPath::kAvx2;
+  const bool fast = avx2_kernels();
   split_elements(n, [&](int64_t b, int64_t e) {
     if (fast) return avx2::swiglu_forward(out + b, gate + b, up + b, e - b);
     for (int64_t i = b; i < e; ++i) out[i] = silu(gate[i]) * up[i];
@@ -32,7 +32,7 @@ void swiglu_forward(float* out, const float* gate, const float* up, int64_t n) {
 }
 
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n) {
-  const bool fast = kernel_path() == KernelPath::kAvx2;
+  const bool fast = avx2_kernels();
   split_elements(n, [&](int64_t b, int64_t e) {
     if (fast) return avx2::swiglu_backward(dgate + b, dup + b, dout + b, gate + b, up + b, e - b);
     for (int64_t i = b; i < e; ++i) {

@@ -124,7 +124,7 @@ void mla_attention_latent_ref(float* o_lat, const float* q, const LatentCacheVie
 
 void mla_attention_latent(float* o_lat, const float* q, const LatentCacheView& cache, int64_t S, int64_t H,
                           int64_t r, int64_t d_r, int64_t start_pos, float scale) {
-  if (kernel_path() == KernelPath::kAvx2 && S <= kDecodeMaxTokens) {
+  if (avx2_kernels() && S <= kDecodeMaxTokens) {
     return avx2::mla_attention_decode(o_lat, q, cache, S, H, r, d_r, start_pos, scale);
   }
   const int64_t lat = r + d_r, P = cache.page_size;

@@ -1,6 +1,6 @@
 // Entry points of the AVX2+FMA+F16C path, one per dispatched kernel, with the same contracts as
 // the public functions they implement (convert.h, matmul.h, gemm.h, membw.h, attention.h, exp_rows.h,
-// activation.h). Internal to src/kernels: call them only when kernel_path() == KernelPath::kAvx2.
+// activation.h). Internal to src/kernels: call them only when avx2_kernels().
 #pragma once
 
 #include <cstdint>

@@ -9,28 +9,28 @@
 namespace dsv3::kernels {
 
 void convert_f32_to_bf16(uint16_t* out, const float* in, int64_t n) {
-  if (kernel_path() == KernelPath::kAvx2) return avx2::convert_f32_to_bf16(out, in, n);
+  if (avx2_kernels()) return avx2::convert_f32_to_bf16(out, in, n);
   for (int64_t i = 0; i < n; ++i) out[i] = f32_to_bf16(in[i]);
 }
 
 void convert_bf16_to_f32(float* out, const uint16_t* in, int64_t n) {
-  if (kernel_path() == KernelPath::kAvx2) return avx2::convert_bf16_to_f32(out, in, n);
+  if (avx2_kernels()) return avx2::convert_bf16_to_f32(out, in, n);
   for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(in[i]);
 }
 
 void convert_f16_to_f32(float* out, const uint16_t* in, int64_t n) {
-  if (kernel_path() == KernelPath::kAvx2) return avx2::convert_f16_to_f32(out, in, n);
+  if (avx2_kernels()) return avx2::convert_f16_to_f32(out, in, n);
   for (int64_t i = 0; i < n; ++i) out[i] = detail::f16_bits_to_f32(in[i]);
 }
 
 void convert_e4m3_to_f32(float* out, const uint8_t* in, int64_t n) {
-  if (kernel_path() == KernelPath::kAvx2) return avx2::convert_e4m3_to_f32(out, in, n);
+  if (avx2_kernels()) return avx2::convert_e4m3_to_f32(out, in, n);
   const float* table = detail::e4m3_table();
   for (int64_t i = 0; i < n; ++i) out[i] = table[in[i]];
 }
 
 void convert_f32_to_e4m3(uint8_t* out, const float* in, int64_t n) {
-  if (kernel_path() == KernelPath::kAvx2) return avx2::convert_f32_to_e4m3(out, in, n);
+  if (avx2_kernels()) return avx2::convert_f32_to_e4m3(out, in, n);
   for (int64_t i = 0; i < n; ++i) out[i] = f32_to_e4m3(in[i]);
 }
 

@@ -1,6 +1,8 @@
-// Which implementation of the kernels runs: the portable C++ path (any x86-64-v2 CPU) or the
-// AVX2+FMA+F16C path. The choice is made once, at first use: AVX2 when the CPU supports all three
-// extensions, unless the environment variable DSV3_KERNELS=portable forces the portable path.
+// Which implementation of the kernels runs: the portable C++ path (any x86-64-v2 CPU), the
+// AVX2+FMA+F16C path, or that path with AVX-512 where a kernel has a wider twin (today the FP32
+// GEMM micro-kernel, which sums in the same order and so gives bitwise the same results). The
+// choice is made once, at first use: the widest the CPU supports, unless the environment variable
+// DSV3_KERNELS=portable or DSV3_KERNELS=avx2 asks for a narrower one.
 // Tests (and benchmarks) switch paths with set_kernel_path(); switching while another thread is
 // inside a kernel is not supported.
 //
@@ -16,15 +18,19 @@
 
 namespace dsv3::kernels {
 
-enum class KernelPath : uint8_t { kPortable, kAvx2 };
+enum class KernelPath : uint8_t { kPortable, kAvx2, kAvx512 };
 
 // True when this CPU (and OS) can run the AVX2 path: AVX2, FMA and F16C.
 bool cpu_supports_avx2();
+// True when it can also run AVX-512F (and the OS saves the ZMM state).
+bool cpu_supports_avx512();
 
 // The path every dispatched kernel takes now.
 KernelPath kernel_path();
+// Whether the AVX2 kernels run (on the AVX2 and the AVX-512 paths alike).
+inline bool avx2_kernels() { return kernel_path() != KernelPath::kPortable; }
 
-// Forces a path. Asking for kAvx2 on a CPU without it is a programmer error (checked).
+// Forces a path. Asking for a path the CPU lacks is a programmer error (checked).
 void set_kernel_path(KernelPath path);
 
 std::string_view kernel_path_name(KernelPath path);

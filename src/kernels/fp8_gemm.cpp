@@ -225,7 +225,7 @@ double round_significant(double v, int bits, AccRounding mode) {
 }  // namespace
 
 // The kernels' one dispatch decision (CPU support, DSV3_KERNELS=portable, set_kernel_path).
-bool fp8_gemm_fast_available() { return kernel_path() == KernelPath::kAvx2; }
+bool fp8_gemm_fast_available() { return avx2_kernels(); }
 
 void fp8_gemm_ref(float* C, int64_t ldc, const Fp8Lhs& a, const Fp8Rhs& b, bool accumulate) {
   check_shapes(a, b);

@@ -57,7 +57,7 @@ void gemm(float* c, int64_t ldc, const float* a, int64_t lda, Op op_a, const flo
   DSV3_CHECK(ldc >= N && lda >= (op_a == Op::N ? K : M) && ldb >= (op_b == Op::N ? N : K),
              "gemm: strides lda={} ldb={} ldc={} too small for M={} N={} K={}", lda, ldb, ldc, M, N, K);
   if (M == 0 || N == 0) return;
-  if (kernel_path() == KernelPath::kAvx2) return avx2::gemm(c, ldc, a, lda, op_a, b, ldb, op_b, M, N, K, accumulate);
+  if (avx2_kernels()) return avx2::gemm(c, ldc, a, lda, op_a, b, ldb, op_b, M, N, K, accumulate);
   gemm_portable(c, ldc, a, lda, op_a, b, ldb, op_b, M, N, K, accumulate);
 }
 

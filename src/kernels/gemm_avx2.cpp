@@ -11,6 +11,7 @@
 
 #include "core/parallel_for.h"
 #include "kernels/avx2.h"
+#include "kernels/dispatch.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
@@ -215,6 +216,7 @@ void gemm_blocked(float* c, int64_t ldc, int64_t m_begin, int64_t m_end, int64_t
     }
     return;
   }
+  const bool wide = kernel_path() == KernelPath::kAvx512;
   float* bbuf = thread_scratch(0, kKC * kNC);
   float* abuf = thread_scratch(1, kMC * kKC);
   for (int64_t jc = n_begin; jc < n_end; jc += kNC) {
@@ -226,17 +228,31 @@ void gemm_blocked(float* c, int64_t ldc, int64_t m_begin, int64_t m_end, int64_t
       for (int64_t ic = m_begin; ic < m_end; ic += kMC) {
         const int64_t mc = std::min(kMC, m_end - ic);
         a.pack(abuf, ic, mc, pc, kc);
-        for (int64_t jr = 0; jr < nc; jr += kNR) {
-          const int64_t nr = std::min(kNR, nc - jr);
-          for (int64_t ir = 0; ir < mc; ir += kMR) {
-            const int64_t mr = std::min(kMR, mc - ir);
+        // With AVX-512, full 12 x 32 blocks of tiles go to the wide kernel (same sums, same
+        // order); the rest of each 32-column strip falls back to 6 x 16 tiles.
+        for (int64_t jr = 0; jr < nc;) {
+          const int64_t jw = wide && jr + 2 * kNR <= nc ? 2 * kNR : kNR;
+          for (int64_t ir = 0; ir < mc;) {
             float* ct = c + (ic + ir) * ldc + jc + jr;
-            if (mr == kMR && nr == kNR) {
-              micro_kernel(kc, abuf + ir * kc, bbuf + jr * kc, ct, ldc, add);
-            } else {
-              edge_tile(kc, abuf + ir * kc, bbuf + jr * kc, ct, ldc, mr, nr, add);
+            if (jw == 2 * kNR && ir + 2 * kMR <= mc) {
+              avx512::micro_kernel_12x32(kc, abuf + ir * kc, abuf + (ir + kMR) * kc, bbuf + jr * kc,
+                                         bbuf + (jr + kNR) * kc, ct, ldc, add);
+              ir += 2 * kMR;
+              continue;
             }
+            const int64_t mr = std::min(kMR, mc - ir);
+            for (int64_t j = jr; j < jr + jw; j += kNR) {
+              const int64_t nr = std::min(kNR, nc - j);
+              float* cj = c + (ic + ir) * ldc + jc + j;
+              if (mr == kMR && nr == kNR) {
+                micro_kernel(kc, abuf + ir * kc, bbuf + j * kc, cj, ldc, add);
+              } else {
+                edge_tile(kc, abuf + ir * kc, bbuf + j * kc, cj, ldc, mr, nr, add);
+              }
+            }
+            ir += kMR;
           }
+          jr += jw;
         }
       }
     }

@@ -59,3 +59,13 @@ void gemm_blocked(float* c, int64_t ldc, int64_t m_begin, int64_t m_end, int64_t
 float* thread_scratch(int slot, int64_t n);
 
 }  // namespace dsv3::kernels::avx2
+
+namespace dsv3::kernels::avx512 {
+
+// The C tile (12 x 32) at c = [A micro-panels a0; a1] (kc x 6 each) · [B micro-panels b0, b1]
+// (kc x 16 each, 64-byte aligned), plus C when `add`: bitwise the four 6 x 16 tiles of the AVX2
+// micro-kernel. Only on the kAvx512 path (gemm_avx512.cpp).
+void micro_kernel_12x32(int64_t kc, const float* a0, const float* a1, const float* b0, const float* b1, float* c,
+                        int64_t ldc, bool add);
+
+}  // namespace dsv3::kernels::avx512

@@ -162,7 +162,7 @@ void matmul(float* y, int64_t ldy, const float* x, int64_t ldx, const WeightMatr
   DSV3_CHECK(T >= 0 && ldx >= w.cols && ldy >= w.rows, "matmul: T={} ldx={} ldy={} for W ({}, {})", T, ldx,
              ldy, w.rows, w.cols);
   if (T == 0 || w.rows == 0) return;
-  if (kernel_path() == KernelPath::kAvx2) return avx2::matmul(y, ldy, x, ldx, w, T);
+  if (avx2_kernels()) return avx2::matmul(y, ldy, x, ldx, w, T);
   matmul_portable(y, ldy, x, ldx, w, T);
 }
 
@@ -171,14 +171,14 @@ void matmul_t(float* y, int64_t ldy, const float* x, int64_t ldx, const WeightMa
   DSV3_CHECK(T >= 0 && ldx >= w.rows && ldy >= w.cols, "matmul_t: T={} ldx={} ldy={} for W ({}, {})", T, ldx,
              ldy, w.rows, w.cols);
   if (T == 0 || w.cols == 0) return;
-  if (kernel_path() == KernelPath::kAvx2) return avx2::matmul_t(y, ldy, x, ldx, w, T);
+  if (avx2_kernels()) return avx2::matmul_t(y, ldy, x, ldx, w, T);
   matmul_t_portable(y, ldy, x, ldx, w, T);
 }
 
 void dequantize_row(float* out, const WeightMatrix& w, int64_t r) {
   check_weights(w);
   DSV3_CHECK(r >= 0 && r < w.rows, "row {} of a matrix with {} rows", r, w.rows);
-  if (kernel_path() == KernelPath::kAvx2) return avx2::dequantize_run(out, w, r, 0, w.cols);
+  if (avx2_kernels()) return avx2::dequantize_run(out, w, r, 0, w.cols);
   detail::dequantize_run(out, w, r, 0, w.cols);
 }
 

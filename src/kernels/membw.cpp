@@ -14,7 +14,7 @@
 namespace dsv3::kernels {
 
 double read_sum(const float* p, int64_t n) {
-  if (kernel_path() == KernelPath::kAvx2) return avx2::read_sum(p, n);
+  if (avx2_kernels()) return avx2::read_sum(p, n);
   float s[8] = {};
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {

@@ -39,5 +39,27 @@ TEST(KernelDispatch, EnvironmentForcesPortable) {
   EXPECT_EQ(std::system(run.c_str()), 0);
 }
 
+TEST(KernelDispatch, DefaultIsTheWidestPathAndEnvironmentNarrowsIt) {
+  if (std::getenv("DSV3_TEST_CHILD") != nullptr) {
+    const char* want = std::getenv("DSV3_KERNELS");
+    const KernelPath widest = cpu_supports_avx512() ? KernelPath::kAvx512
+                              : cpu_supports_avx2() ? KernelPath::kAvx2
+                                                    : KernelPath::kPortable;
+    EXPECT_EQ(kernel_path(), want != nullptr && std::string(want) == "avx2" && widest != KernelPath::kPortable
+                                 ? KernelPath::kAvx2
+                                 : widest);
+    return;
+  }
+  std::string exe(4096, '\0');
+  const ssize_t len = readlink("/proc/self/exe", exe.data(), exe.size() - 1);
+  ASSERT_GT(len, 0);
+  exe.resize(size_t(len));
+  for (const char* env : {"env -u DSV3_KERNELS", "DSV3_KERNELS=avx2"}) {
+    const std::string run = std::string(env) + " DSV3_TEST_CHILD=1 '" + exe +
+                            "' --gtest_filter=KernelDispatch.DefaultIsTheWidestPathAndEnvironmentNarrowsIt > /dev/null 2>&1";
+    EXPECT_EQ(std::system(run.c_str()), 0) << env;
+  }
+}
+
 }  // namespace
 }  // namespace dsv3::kernels

@@ -34,7 +34,7 @@ double ulp_error(float y, float x) {
 
 TEST(ExpRows, ExpWithinTwoUlpOverTheNormalRange) {
   testing::for_each_path([](KernelPath path) {
-    const double bound = path == KernelPath::kAvx2 ? 2.0 : 1.0;
+    const double bound = path != KernelPath::kPortable ? 2.0 : 1.0;
     const int64_t n = int64_t(1) << 21;
     const double lo = -87.3, hi = 88.3;
     double worst = 0.0;

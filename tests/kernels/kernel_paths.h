@@ -1,5 +1,5 @@
 // Test helpers: run a check on every kernel path this machine can execute (the portable path
-// always, the AVX2 path when the CPU has it), restoring the previous path afterwards.
+// always, the AVX2 and AVX-512 paths when the CPU has them), restoring the previous path afterwards.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -13,6 +13,7 @@ namespace dsv3::kernels::testing {
 inline std::vector<KernelPath> available_paths() {
   std::vector<KernelPath> paths{KernelPath::kPortable};
   if (cpu_supports_avx2()) paths.push_back(KernelPath::kAvx2);
+  if (cpu_supports_avx512()) paths.push_back(KernelPath::kAvx512);
   return paths;
 }
 

@@ -15,6 +15,7 @@
 #include "core/rng.h"
 #include "kernels/attention.h"
 #include "kernels/dispatch.h"
+#include "kernels/kernel_paths.h"
 
 namespace dsv3::kernels {
 namespace {
@@ -46,9 +47,8 @@ TEST(MlaAttention, GemmPathMatchesTwin) {
     std::vector<float> want(size_t(c.S * c.H * c.r)), got(want.size());
     const float scale = 1.0f / std::sqrt(float(row));
     mla_attention_latent_ref(want.data(), q.data(), view, c.S, c.H, c.r, c.dr, c.start, scale);
-    for (KernelPath path : {KernelPath::kPortable, KernelPath::kAvx2}) {
-      if (path == KernelPath::kAvx2 && !cpu_supports_avx2()) continue;
-      set_kernel_path(path);
+    for (KernelPath path : testing::available_paths()) {
+      testing::ScopedKernelPath scoped(path);
       std::fill(got.begin(), got.end(), -1.0f);
       mla_attention_latent(got.data(), q.data(), view, c.S, c.H, c.r, c.dr, c.start, scale);
       for (size_t i = 0; i < got.size(); ++i) {
@@ -56,7 +56,6 @@ TEST(MlaAttention, GemmPathMatchesTwin) {
                                            << " path=" << kernel_path_name(path);
       }
     }
-    set_kernel_path(cpu_supports_avx2() ? KernelPath::kAvx2 : KernelPath::kPortable);
   }
 }
 
