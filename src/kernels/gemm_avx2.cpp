@@ -85,6 +85,57 @@ void edge_tile(int64_t kc, const float* a, const float* b, float* c, int64_t ldc
   }
 }
 
+// The 8x8 transpose: col[k][i] = row[i][k] (unpack, shuffle, 128-bit permute: 24 shuffles for 64
+// values, against 64 scalar loads and stores).
+inline void transpose8x8(const __m256 (&r)[8], __m256 (&col)[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  // Column k = [rows 0-3 of k ; rows 4-7 of k]: low halves give k = 0..3, high halves k = 4..7.
+  col[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+  col[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  col[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+  col[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  col[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+  col[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  col[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+  col[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+// 8 consecutive k of 6 rows (row i at src + i * lda) written k-major: dst[k * 6 + i]. The six rows
+// and two zero rows go through the 8x8 transpose, and each column keeps its first 6.
+inline void pack6x8(float* dst, const float* src, int64_t lda) {
+  const __m256 z = _mm256_setzero_ps();
+  const __m256 r[8] = {_mm256_loadu_ps(src),           _mm256_loadu_ps(src + lda),     _mm256_loadu_ps(src + 2 * lda),
+                       _mm256_loadu_ps(src + 3 * lda), _mm256_loadu_ps(src + 4 * lda), _mm256_loadu_ps(src + 5 * lda),
+                       z,                              z};
+  __m256 col[8];
+  transpose8x8(r, col);
+  for (int k = 0; k < 8; ++k) {
+    _mm_storeu_ps(dst + k * kMR, _mm256_castps256_ps128(col[k]));
+    _mm_storel_pi(reinterpret_cast<__m64*>(dst + k * kMR + 4), _mm256_extractf128_ps(col[k], 1));
+  }
+}
+
+// 8 consecutive k of 16 stored rows (row j at src + j * ldb) written as one k-major 16-wide panel
+// slice: dst[k * 16 + j]. Two 8x8 transposes; this is op(B) = Bᵀ, the forward x·Wᵀ of every Linear.
+inline void pack16x8(float* dst, const float* src, int64_t ldb) {
+  for (int h = 0; h < 2; ++h) {
+    const float* s = src + h * 8 * ldb;
+    const __m256 r[8] = {_mm256_loadu_ps(s),           _mm256_loadu_ps(s + ldb),     _mm256_loadu_ps(s + 2 * ldb),
+                         _mm256_loadu_ps(s + 3 * ldb), _mm256_loadu_ps(s + 4 * ldb), _mm256_loadu_ps(s + 5 * ldb),
+                         _mm256_loadu_ps(s + 6 * ldb), _mm256_loadu_ps(s + 7 * ldb)};
+    __m256 col[8];
+    transpose8x8(r, col);
+    for (int k = 0; k < 8; ++k) _mm256_store_ps(dst + k * kNR + h * 8, col[k]);
+  }
+}
+
 // op(B) from a row-major f32 matrix.
 class F32B final : public BPanelSource {
  public:
@@ -103,8 +154,15 @@ class F32B final : public BPanelSource {
           const float* src = b_ + (k0 + k) * ldb_ + j0 + p;
           for (int64_t j = 0; j < kNR; ++j) dst[k * kNR + j] = j < cols ? src[j] : 0.0f;
         }
-      } else {  // op(B)[k, j] = b[j * ldb + k]: each stored row becomes one column of the panel
-        if (cols < kNR) std::memset(dst, 0, size_t(nk * kNR) * sizeof(float));
+      } else if (cols == kNR) {  // op(B)[k, j] = b[j * ldb + k]: 16 stored rows, 8 k at a time
+        const float* src = b_ + (j0 + p) * ldb_ + k0;
+        int64_t k = 0;
+        for (; k + 8 <= nk; k += 8) pack16x8(dst + k * kNR, src + k, ldb_);
+        for (; k < nk; ++k) {
+          for (int64_t j = 0; j < kNR; ++j) dst[k * kNR + j] = src[j * ldb_ + k];
+        }
+      } else {  // each stored row becomes one column of the panel
+        std::memset(dst, 0, size_t(nk * kNR) * sizeof(float));
         for (int64_t j = 0; j < cols; ++j) {
           const float* src = b_ + (j0 + p + j) * ldb_ + k0;
           for (int64_t k = 0; k < nk; ++k) dst[k * kNR + j] = src[k];
@@ -118,37 +176,6 @@ class F32B final : public BPanelSource {
   int64_t ldb_;
   Op op_;
 };
-
-}  // namespace
-
-namespace {
-
-// 8 consecutive k of 6 rows (row i at src + i * lda) written k-major: dst[k * 6 + i]. The six rows
-// and two zero rows go through the usual 8x8 transpose (unpack, shuffle, 128-bit permute: 24
-// shuffles for 64 values, against 48 scalar loads and stores), and each column keeps its first 6.
-inline void pack6x8(float* dst, const float* src, int64_t lda) {
-  const __m256 z = _mm256_setzero_ps();
-  const __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + lda), r2 = _mm256_loadu_ps(src + 2 * lda);
-  const __m256 r3 = _mm256_loadu_ps(src + 3 * lda), r4 = _mm256_loadu_ps(src + 4 * lda);
-  const __m256 r5 = _mm256_loadu_ps(src + 5 * lda);
-  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-  const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-  const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-  const __m256 t6 = _mm256_unpacklo_ps(z, z), t7 = t6;
-  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-  // Column k = [rows 0-3 of k ; rows 4-7 of k]: low halves give k = 0..3, high halves k = 4..7.
-  const __m256 col[8] = {_mm256_permute2f128_ps(u0, u4, 0x20), _mm256_permute2f128_ps(u1, u5, 0x20),
-                         _mm256_permute2f128_ps(u2, u6, 0x20), _mm256_permute2f128_ps(u3, u7, 0x20),
-                         _mm256_permute2f128_ps(u0, u4, 0x31), _mm256_permute2f128_ps(u1, u5, 0x31),
-                         _mm256_permute2f128_ps(u2, u6, 0x31), _mm256_permute2f128_ps(u3, u7, 0x31)};
-  for (int k = 0; k < 8; ++k) {
-    _mm_storeu_ps(dst + k * kMR, _mm256_castps256_ps128(col[k]));
-    _mm_storel_pi(reinterpret_cast<__m64*>(dst + k * kMR + 4), _mm256_extractf128_ps(col[k], 1));
-  }
-}
 
 }  // namespace
 
