@@ -144,6 +144,7 @@ void plan(Carver& c, const ModelConfig& cfg, int64_t B, int64_t T, int64_t depth
   a.rstd_f = f32("rstd_f", N);
   a.logits = f32("logits", N * V);
   a.losses = f32("losses", N);
+  a.lse = f32("lse", N);
   a.dh = f32("dh", N * D);
   a.mtp.resize(size_t(std::clamp<int64_t>(std::min(depth, T - 1), 0, depth)));
   for (int64_t k = 1; k <= int64_t(a.mtp.size()); ++k) {
@@ -163,6 +164,7 @@ void plan(Carver& c, const ModelConfig& cfg, int64_t B, int64_t T, int64_t depth
     m.rstd_o = f32(pre + "rstd_o", n);
     m.logits = f32(pre + "logits", n * V);
     m.losses = f32(pre + "losses", n);
+    m.lse = f32(pre + "lse", n);
     m.dh = f32(pre + "dh", n * D);
   }
 

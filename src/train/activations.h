@@ -85,6 +85,7 @@ struct MtpActs {
   float* rstd_o = nullptr;     // (N_k)
   float* logits = nullptr;     // (N_k, vocab)
   float* losses = nullptr;     // (N_k)
+  float* lse = nullptr;        // (N_k) log-sum-exp of each row of logits
   float* dh = nullptr;         // (N_k, dim) gradient of h^k (from the head and module k+1)
 };
 
@@ -128,6 +129,7 @@ struct Activations {
   float* rstd_f = nullptr;   // (N)
   float* logits = nullptr;   // (N, vocab)
   float* losses = nullptr;   // (N)
+  float* lse = nullptr;      // (N) log-sum-exp of each row of logits
   float* dh = nullptr;       // (N, dim) gradient of h^0
   std::vector<MtpActs> mtp;  // one per module with T − k >= 1
   StepScratch scratch;

@@ -130,7 +130,7 @@ LossParts TrainModel::Impl::forward(const TrainBatch& batch) {
   }
   kernels::rmsnorm_forward(a.h, a.rstd_f, a.x_final, P.norm, N, D, eps);
   linear_forward(a.logits, a.h, P.head, N, D, V);
-  const int64_t valid = kernels::cross_entropy_forward(a.losses, a.logits, a.targets, N, V);
+  const int64_t valid = kernels::cross_entropy_forward(a.losses, a.lse, a.logits, a.targets, N, V);
   double sum = 0.0;
   for (int64_t i = 0; i < N; ++i) sum += a.losses[i];
   parts.main = sum / double(std::max<int64_t>(valid, 1));
@@ -158,7 +158,7 @@ LossParts TrainModel::Impl::forward(const TrainBatch& batch) {
     parts.balance += layer_train_forward(m.x_out, m.layer, p, bias_of(layer), counts_of(layer), context(k, B, Tk));
     kernels::rmsnorm_forward(m.h, m.rstd_o, m.x_out, p.head_norm, Nk, D, eps);
     linear_forward(m.logits, m.h, P.head, Nk, D, V);
-    const int64_t valid_k = kernels::cross_entropy_forward(m.losses, m.logits, m.targets, Nk, V);
+    const int64_t valid_k = kernels::cross_entropy_forward(m.losses, m.lse, m.logits, m.targets, Nk, V);
     double s = 0.0;
     for (int64_t i = 0; i < Nk; ++i) s += m.losses[i];
     mtp_sum += s / mtp_normalizer(valid_k, B, T);
@@ -185,8 +185,7 @@ void TrainModel::Impl::backward(const TrainBatch& batch) {
     int64_t valid_k = 0;
     for (int64_t i = 0; i < Nk; ++i) valid_k += m.targets[i] >= 0;
     const float dloss = float(opt.mtp_weight / double(cfg.n_mtp_layers) / mtp_normalizer(valid_k, B, T));
-    std::fill(s.dlogits, s.dlogits + Nk * V, 0.0f);
-    kernels::cross_entropy_backward(s.dlogits, dloss, m.logits, m.targets, Nk, V);
+    kernels::cross_entropy_backward(s.dlogits, dloss, m.logits, m.lse, m.targets, Nk, V, /*accumulate=*/false);
     linear_backward(m.dh, G.head, s.dlogits, m.h, P.head, Nk, D, V);
     std::fill(s.dres, s.dres + Nk * D, 0.0f);
     kernels::rmsnorm_backward(s.dres, g.head_norm, m.dh, m.x_out, p.head_norm, m.rstd_o, Nk, D);
@@ -210,9 +209,8 @@ void TrainModel::Impl::backward(const TrainBatch& batch) {
   // Main model, reversed: head, final norm, layers, embedding.
   int64_t valid = 0;
   for (int64_t i = 0; i < N; ++i) valid += a.targets[i] >= 0;
-  std::fill(s.dlogits, s.dlogits + N * V, 0.0f);
-  kernels::cross_entropy_backward(s.dlogits, float(1.0 / double(std::max<int64_t>(valid, 1))), a.logits, a.targets,
-                                  N, V);
+  kernels::cross_entropy_backward(s.dlogits, float(1.0 / double(std::max<int64_t>(valid, 1))), a.logits, a.lse,
+                                  a.targets, N, V, /*accumulate=*/false);
   linear_backward(a.dh, G.head, s.dlogits, a.h, P.head, N, D, V);
   std::fill(s.dres, s.dres + N * D, 0.0f);
   kernels::rmsnorm_backward(s.dres, G.norm, a.dh, a.x_final, P.norm, a.rstd_f, N, D);

@@ -115,7 +115,7 @@ TEST(KernelBackward, CrossEntropy) {
   std::vector<float> losses(static_cast<size_t>(N));
   const float dloss = 0.7f;
   auto loss = [&] {
-    EXPECT_EQ(kernels::cross_entropy_forward(losses.data(), logits.data(), targets.data(), N, V), 4);
+    EXPECT_EQ(kernels::cross_entropy_forward(losses.data(), nullptr, logits.data(), targets.data(), N, V), 4);
     double s = 0;
     for (float l : losses) s += dloss * double(l);
     return s;
@@ -123,9 +123,19 @@ TEST(KernelBackward, CrossEntropy) {
   loss();
   EXPECT_EQ(losses[2], 0.0f);
   std::vector<float> d(static_cast<size_t>(N * V));
-  kernels::cross_entropy_backward(d.data(), dloss, logits.data(), targets.data(), N, V);
+  kernels::cross_entropy_backward(d.data(), dloss, logits.data(), nullptr, targets.data(), N, V, true);
   for (int64_t v = 0; v < V; ++v) EXPECT_EQ(d[size_t(2 * V + v)], 0.0f);
   check_gradient("cross_entropy", logits.data(), d.data(), all_indices(N * V), kH, kAtol, kRtol, loss);
+
+  // The forward's log-sum-exp and the overwrite mode give the same bits as recomputing and
+  // accumulating into zeros; overwriting zeroes the ignored row; accumulating adds.
+  std::vector<float> lse(static_cast<size_t>(N)), d2(d.size(), 123.0f), d3(d.size());
+  kernels::cross_entropy_forward(losses.data(), lse.data(), logits.data(), targets.data(), N, V);
+  kernels::cross_entropy_backward(d2.data(), dloss, logits.data(), lse.data(), targets.data(), N, V, false);
+  EXPECT_EQ(d2, d);
+  for (size_t i = 0; i < d3.size(); ++i) d3[i] = float(i);
+  kernels::cross_entropy_backward(d3.data(), dloss, logits.data(), lse.data(), targets.data(), N, V, true);
+  for (size_t i = 0; i < d3.size(); ++i) EXPECT_FLOAT_EQ(d3[i], float(i) + d[i]) << i;
 }
 
 TEST(KernelBackward, Embedding) {
