@@ -83,29 +83,28 @@ void Optimizer::step(double lr) {
         for (int64_t i = b; i < e; ++i) p[i] = p[i] * decay - flr * g[i];
         return;
       }
-      for (int64_t i = b; i < e; ++i) {
-        size_t k = size_t(base + i);
-        float m, v;
-        if (bf16) {
-          m = bf16_to_f32(reinterpret_cast<uint16_t*>(m_.data())[k]);
-          v = bf16_to_f32(reinterpret_cast<uint16_t*>(v_.data())[k]);
-        } else {
-          m = reinterpret_cast<float*>(m_.data())[k];
-          v = reinterpret_cast<float*>(v_.data())[k];
-        }
-        m = b1 * m + (1.0f - b1) * g[i];
-        v = b2 * v + (1.0f - b2) * g[i] * g[i];
-        if (bf16) {
+      if (bf16) {
+        uint16_t* mb = reinterpret_cast<uint16_t*>(m_.data()) + base;
+        uint16_t* vb = reinterpret_cast<uint16_t*>(v_.data()) + base;
+        for (int64_t i = b; i < e; ++i) {
           // The update uses the stored (rounded) moments, as a BF16-moment optimizer does.
-          uint16_t mb = f32_to_bf16(m), vb = f32_to_bf16(v);
-          reinterpret_cast<uint16_t*>(m_.data())[k] = mb;
-          reinterpret_cast<uint16_t*>(v_.data())[k] = vb;
-          m = bf16_to_f32(mb);
-          v = bf16_to_f32(vb);
-        } else {
-          reinterpret_cast<float*>(m_.data())[k] = m;
-          reinterpret_cast<float*>(v_.data())[k] = v;
+          mb[i] = f32_to_bf16(b1 * bf16_to_f32(mb[i]) + (1.0f - b1) * g[i]);
+          vb[i] = f32_to_bf16(b2 * bf16_to_f32(vb[i]) + (1.0f - b2) * g[i] * g[i]);
+          const float m = bf16_to_f32(mb[i]), v = bf16_to_f32(vb[i]);
+          p[i] = p[i] * decay - step_size * m / (std::sqrt(v) * inv_sqrt_bc2 + eps);
         }
+        return;
+      }
+      // f32 moments: a branch-free loop, vectorized (sqrt and division are exact IEEE operations,
+      // so vector and scalar lanes give the same bits; the four arrays never overlap).
+      float* mf = reinterpret_cast<float*>(m_.data()) + base;
+      float* vf = reinterpret_cast<float*>(v_.data()) + base;
+#pragma omp simd
+      for (int64_t i = b; i < e; ++i) {
+        const float m = b1 * mf[i] + (1.0f - b1) * g[i];
+        const float v = b2 * vf[i] + (1.0f - b2) * g[i] * g[i];
+        mf[i] = m;
+        vf[i] = v;
         p[i] = p[i] * decay - step_size * m / (std::sqrt(v) * inv_sqrt_bc2 + eps);
       }
     });
@@ -118,9 +117,16 @@ double grad_norm(const ParamSet& params) {
   std::vector<double> partial(size_t(std::max<int64_t>(n_blocks, 1)), 0.0);
   const float* g = params.grad();
   parallel_for(n_blocks, [&](int64_t blk) {
-    double s = 0;
-    for (int64_t i = blk * kNormBlock, e = std::min(n, i + kNormBlock); i < e; ++i) s += double(g[i]) * g[i];
-    partial[size_t(blk)] = s;
+    // Four interleaved chains (lanes i mod 4) in a fixed order: one dependent chain of double
+    // adds was the whole cost of this pass.
+    double s[4] = {0, 0, 0, 0};
+    const int64_t b = blk * kNormBlock, e = std::min(n, b + kNormBlock);
+    int64_t i = b;
+    for (; i + 4 <= e; i += 4) {
+      for (int j = 0; j < 4; ++j) s[j] += double(g[i + j]) * g[i + j];
+    }
+    for (; i < e; ++i) s[0] += double(g[i]) * g[i];
+    partial[size_t(blk)] = (s[0] + s[1]) + (s[2] + s[3]);
   });
   double total = 0;
   for (double s : partial) total += s;
