@@ -6,17 +6,18 @@
 // L2, serves four heads) and, per group:
 //   1. scores: 2 cache rows x 4 queries of 8-wide FMA chains over r + d_r, reduced with a fixed
 //      horizontal-add tree (6 loads per 8 FMAs);
-//   2. softmax over the visible keys (softmax_row, as the other paths);
+//   2. softmax over the visible keys, with the vectorized exponential of exp_rows.h;
 //   3. o_lat: 16 latent dims x 4 queries in registers, one pass over the keys per 16 dims.
 // A query's result depends only on its own inputs, never on which thread or group computed it
 // (every score and output is one chain in a fixed order), so any thread count gives the same bits.
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "core/parallel_for.h"
-#include "kernels/activation.h"
+#include "kernels/avx2.h"
 #include "kernels/attention.h"
 #include "kernels/simd_avx2.h"
 
@@ -160,9 +161,10 @@ void attend(float* o_lat, const float* q, const LatentCacheView& cache, const fl
     o[g] = o_lat + (i + g) * r;
   }
   scores<G>(s, qs, row_ptr, n, lat);
-  for (int g = 0; g < G; ++g) {
-    for (int64_t t = 0; t < n; ++t) s[g][t] *= scale;
-    softmax_row(s[g], n);
+  for (int g = 0; g < G; ++g) {  // softmax of scale·scores with the vectorized exp (exp_rows.h)
+    const float shift = scale * row_max(s[g], n);
+    const double sum = row_sum_exp(s[g], n, scale, shift);
+    row_exp(s[g], s[g], n, scale, shift, float(1.0 / sum), false);
   }
   weighted_rows<G>(o, s, row_ptr, n, r);  // the probabilities, in place of the scores
 }
