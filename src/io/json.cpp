@@ -1,14 +1,39 @@
 #include "io/json.h"
 
 #include <cmath>
+#include <string>
+#include <unordered_set>
+#include <vector>
 
 namespace dsv3 {
 
 Result<Json> parse_json(std::string_view text, std::string_view source) {
+  // A repeated key would silently keep its last value (nlohmann's rule); in a safetensors header
+  // or a config that hides a conflict, so it is an error. The keys of each open object are
+  // tracked while parsing.
+  std::vector<std::unordered_set<std::string>> open_objects;
+  std::string duplicate;
+  auto track_keys = [&](int, Json::parse_event_t event, Json& parsed) {
+    if (event == Json::parse_event_t::object_start) {
+      open_objects.emplace_back();
+    } else if (event == Json::parse_event_t::object_end) {
+      if (!open_objects.empty()) open_objects.pop_back();
+    } else if (event == Json::parse_event_t::key && !open_objects.empty() && duplicate.empty() &&
+               !open_objects.back().insert(parsed.get<std::string>()).second) {
+      duplicate = parsed.get<std::string>();
+    }
+    return true;
+  };
   // allow_exceptions = false: a parse error yields a discarded value instead of throwing;
   // parse again with exceptions only to recover the message (cheap, error path only).
-  Json j = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (!j.is_discarded()) return j;
+  Json j = Json::parse(text.begin(), text.end(), track_keys, /*allow_exceptions=*/false);
+  if (!j.is_discarded()) {
+    if (!duplicate.empty()) {
+      if (duplicate.size() > 80) duplicate = duplicate.substr(0, 77) + "...";
+      return Status::errorf("{}: invalid JSON: the key \"{}\" appears twice in one object", source, duplicate);
+    }
+    return j;
+  }
   try {
     Json again = Json::parse(text.begin(), text.end());
     static_cast<void>(again);

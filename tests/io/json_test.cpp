@@ -13,6 +13,14 @@ TEST(JsonTest, ParsesAndReportsSyntaxErrorsWithSource) {
   ASSERT_FALSE(bad.is_ok());
   EXPECT_NE(bad.message().find("x.json: invalid JSON"), std::string::npos) << bad.message();
   EXPECT_FALSE(parse_json("", "e.json").is_ok());
+  // A repeated key in one object is an error at any depth; the same key in sibling or nested
+  // objects is not.
+  auto dup = parse_json(R"({"a": {"k": 1, "k": 2}})", "d.json");
+  ASSERT_FALSE(dup.is_ok());
+  EXPECT_NE(dup.message().find("d.json: invalid JSON: the key \"k\" appears twice"), std::string::npos)
+      << dup.message();
+  EXPECT_FALSE(parse_json(R"({"a": 1, "b": 2, "a": 3})", "d.json").is_ok());
+  EXPECT_TRUE(parse_json(R"({"k": {"k": 1}, "j": [{"k": 1}, {"k": 2}], "m": {"k": 3}})", "d.json").is_ok());
   EXPECT_FALSE(parse_json("\xff\xfe", "u.json").is_ok());
 }
 

@@ -62,6 +62,11 @@ TEST(SafetensorsTest, RejectsTruncatedAndLyingLengths) {
   expect_error(image("{}", 0, int64_t(1) << 62), {"exceeds the file size"});
   expect_error(image("{\"a\": ", 0), {"invalid JSON"});
   expect_error(image("[1, 2]", 0), {"not a JSON object"});
+  // Two entries for one tensor name: which bytes are "w"? Refused, not last-one-wins.
+  expect_error(image(R"({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},
+                        "w": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}})",
+                     8),
+               {"invalid JSON", "\"w\" appears twice"});
   expect_error(image("1", 0), {"too short for a JSON object"});
 }
 
