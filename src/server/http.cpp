@@ -65,13 +65,14 @@ struct HttpServer::Impl {
   int listen_fd = -1;
 };
 
-// State of one streamed response, shared by httplib's content provider and its releaser.
+// State of one generation response, shared by httplib's content provider and its releaser.
 struct StreamState {
   CompletionRequest request;
   std::shared_ptr<RequestStream> stream;
   std::string id;
   int64_t created = 0;
   bool first = true;
+  std::string text;  // non-streamed responses: the answer so far
   std::chrono::steady_clock::time_point last_write = std::chrono::steady_clock::now();
 };
 
@@ -90,27 +91,43 @@ void HttpServer::Impl::completions(const httplib::Request& req, httplib::Respons
   state->stream = submitted.stream;
   ++in_flight;
 
+  Engine* eng = &engine;
+  std::atomic<int>* flight = &in_flight;
+  // Runs when the response ends for any reason; after a disconnect it frees the slot and the
+  // cache pages at the engine's next step (a no-op for a finished request).
+  auto release = [state, eng, flight](bool) {
+    eng->cancel(state->stream);
+    --*flight;
+  };
+
   if (!state->request.stream) {
-    struct Done {
-      std::atomic<int>& n;
-      ~Done() { --n; }
-    } done{in_flight};
-    std::string text;
-    std::vector<StreamEvent> events;
-    for (;;) {
-      events.clear();
-      state->stream->wait_pop(events, 100ms);
-      for (const auto& e : events) {
-        text += e.text;
-        if (e.done) return send_json(res, completion_response(state->request, state->id, state->created, text, e));
-      }
-    }
+    // One JSON object at the end. Until then a space (JSON allows leading whitespace) goes out
+    // every 100 ms: writing is the only way to notice a client that has gone, and without it a
+    // vanished client's request would run to max_tokens.
+    res.set_chunked_content_provider(
+        "application/json",
+        [state](size_t, httplib::DataSink& sink) {
+          std::vector<StreamEvent> events;
+          state->stream->wait_pop(events, 100ms);
+          for (const auto& e : events) {
+            state->text += e.text;
+            if (e.done) {
+              const std::string body = dump(completion_response(state->request, state->id, state->created, state->text, e));
+              if (!sink.write(body.data(), body.size())) return false;
+              sink.done();
+              return true;
+            }
+          }
+          if (std::chrono::steady_clock::now() - state->last_write < 100ms) return true;
+          state->last_write = std::chrono::steady_clock::now();
+          return sink.write(" ", 1);
+        },
+        release);
+    return;
   }
 
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");
-  Engine* eng = &engine;
-  std::atomic<int>* flight = &in_flight;
   res.set_chunked_content_provider(
       "text/event-stream",
       [state](size_t, httplib::DataSink& sink) {
@@ -145,12 +162,7 @@ void HttpServer::Impl::completions(const httplib::Request& req, httplib::Respons
         }
         return true;
       },
-      // Runs when the response ends for any reason; after a disconnect it frees the slot and
-      // the cache pages at the engine's next step (a no-op for a finished request).
-      [state, eng, flight](bool) {
-        eng->cancel(state->stream);
-        --*flight;
-      });
+      release);
 }
 
 HttpServer::HttpServer(Engine& engine, Metrics& metrics, HttpOptions opt)

@@ -2,6 +2,11 @@
 #include <gtest/gtest.h>
 
 #include <future>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <string>
 #include <thread>
 
@@ -307,6 +312,47 @@ TEST(ServerApi, ConcurrentStreamsMatchSequentialRuns) {
     EXPECT_EQ(r.text, sequential[size_t(i)]) << "request " << i;
   }
   EXPECT_TRUE(server.wait_drained());
+}
+
+// A non-streamed request whose client goes away: the server's probe writes notice it and the
+// engine drops the sequence instead of generating all of max_tokens for nobody.
+TEST(ServerApi, DisconnectDuringNonStreamedRequestStopsIt) {
+  ServerSetup setup;
+  setup.config = server_test_config(/*dim=*/256, /*layers=*/4, /*context=*/2048);
+  LiveServer server(setup);
+  json body = chat_body("a very long answer please", 2000, 3);
+  body["ignore_eos"] = true;
+  const std::string text = body.dump();
+  const std::string request = "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                              "Content-Length: " + std::to_string(text.size()) + "\r\n\r\n" + text;
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(uint16_t(server.port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::send(fd, request.data(), request.size(), 0), ssize_t(request.size()));
+  while (server.engine().gauges().active_sequences < 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ::close(fd);
+  EXPECT_TRUE(server.wait_drained(std::chrono::milliseconds(5000)));
+  auto cli = server.client();
+  auto metrics = cli.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  const std::string key = "\ndsv3_completion_tokens_total ";
+  const auto at = metrics->body.find(key);
+  ASSERT_NE(at, std::string::npos);
+  const long generated = std::stol(metrics->body.substr(at + key.size()));
+  EXPECT_LT(generated, 2000) << "the request ran to max_tokens after its client left";
+  EXPECT_NE(metrics->body.find("dsv3_kv_cache_pages_used 0\n"), std::string::npos);
+
+  // Completed non-streamed answers still parse as one JSON object (leading spaces are JSON
+  // whitespace) and carry the full answer.
+  json slow = chat_body("take your time", 300, 4);
+  slow["ignore_eos"] = true;
+  json r = post_json(cli, "/v1/chat/completions", slow);
+  EXPECT_EQ(r["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(r["usage"]["completion_tokens"], 300);
 }
 
 TEST(ServerApi, FullQueueAnswers429AndDrainAnswers503) {
