@@ -120,6 +120,48 @@ __attribute__((target("avx2,fma,f16c"))) void micro_kernel(float* acc, const flo
   }
 }
 
+// The AVX-512 twin of micro_kernel<6, kScaled> on a 12 x 32 tile (two 6-row strips, two 16-column
+// slices): every element is the same FMA chain and the same scaling, so the same bits. 24 ZMM
+// accumulators + 2 of B + 1 broadcast of A. Only on the kAvx512 path.
+template <bool kScaled>
+__attribute__((target("avx512f,avx2,fma,f16c"))) void micro_kernel_12x32(float* acc, const float* apanel,
+                                                                         const float* bpanel, int64_t kc,
+                                                                         const float* sa, const float* sb) {
+  constexpr int MR = 2 * kMR;
+  __m512 p[MR][2];
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i) {
+    p[i][0] = kScaled ? _mm512_setzero_ps() : _mm512_loadu_ps(acc + i * kNB);
+    p[i][1] = kScaled ? _mm512_setzero_ps() : _mm512_loadu_ps(acc + i * kNB + 16);
+  }
+  for (int64_t kk = 0; kk < kc; ++kk) {
+    const __m512 b0 = _mm512_loadu_ps(bpanel + kk * kNB);
+    const __m512 b1 = _mm512_loadu_ps(bpanel + kk * kNB + 16);
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i) {
+      const __m512 av = _mm512_set1_ps(apanel[i * kFp8Group + kk]);
+      p[i][0] = _mm512_fmadd_ps(av, b0, p[i][0]);
+      p[i][1] = _mm512_fmadd_ps(av, b1, p[i][1]);
+    }
+  }
+  if constexpr (kScaled) {
+    const __m512 sb0 = _mm512_loadu_ps(sb), sb1 = _mm512_loadu_ps(sb + 16);
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i) {
+      const __m512 s = _mm512_set1_ps(sa[i]);
+      float* row = acc + i * kNB;
+      _mm512_storeu_ps(row, _mm512_fmadd_ps(_mm512_mul_ps(s, sb0), p[i][0], _mm512_loadu_ps(row)));
+      _mm512_storeu_ps(row + 16, _mm512_fmadd_ps(_mm512_mul_ps(s, sb1), p[i][1], _mm512_loadu_ps(row + 16)));
+    }
+  } else {
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i) {
+      _mm512_storeu_ps(acc + i * kNB, p[i][0]);
+      _mm512_storeu_ps(acc + i * kNB + 16, p[i][1]);
+    }
+  }
+}
+
 using MicroKernel = void (*)(float*, const float*, const float*, int64_t, const float*, const float*);
 template <bool kScaled>
 constexpr MicroKernel kMicroKernels[kMR + 1] = {
@@ -136,6 +178,7 @@ __attribute__((target("avx2,fma,f16c"))) void blocked_gemm(float* C, int64_t ldc
                                                            const Source& src, bool accumulate) {
   const int64_t nkb = fp8_groups(K);
   const int64_t n_mtiles = (M + kMB - 1) / kMB;
+  const bool wide = kernel_path() == KernelPath::kAvx512;
   parallel_for(n_mtiles * ((N + kNB - 1) / kNB), [&](int64_t task) {
     alignas(32) float bpanel[kFp8Group * kNB];
     alignas(32) float apanel[kMB * kFp8Group];
@@ -153,12 +196,24 @@ __attribute__((target("avx2,fma,f16c"))) void blocked_gemm(float* C, int64_t ldc
         src.b_panel(bpanel, kb, kc, n0, nn);
         src.a_panel(apanel, sa, kb, kc, m0, mb);
         if constexpr (kScaled) src.b_scales(sb, kb, n0, nn);
-        for (int64_t j0 = 0; j0 < nn_pad; j0 += kNR) {  // a 16-column slice of B (8 KB) stays in L1
-          for (int64_t i0 = 0; i0 < mb; i0 += kMR) {
+        // A 16-column slice of B (8 KB) stays in L1; with AVX-512, 32-column slices and 12 x 32
+        // tiles where whole (the rest in 6 x 16 tiles, the same sums either way).
+        for (int64_t j0 = 0; j0 < nn_pad;) {
+          const int64_t jw = wide && j0 + 2 * kNR <= nn_pad ? 2 * kNR : kNR;
+          for (int64_t i0 = 0; i0 < mb;) {
+            if (jw == 2 * kNR && i0 + 2 * kMR <= mb) {
+              micro_kernel_12x32<kScaled>(acc + i0 * kNB + j0, apanel + i0 * kFp8Group, bpanel + j0, kc, sa + i0,
+                                          sb + j0);
+              i0 += 2 * kMR;
+              continue;
+            }
             const int mr = int(std::min<int64_t>(kMR, mb - i0));
-            kMicroKernels<kScaled>[mr](acc + i0 * kNB + j0, apanel + i0 * kFp8Group, bpanel + j0, kc, sa + i0,
-                                        sb + j0);
+            for (int64_t j = j0; j < j0 + jw; j += kNR)
+              kMicroKernels<kScaled>[mr](acc + i0 * kNB + j, apanel + i0 * kFp8Group, bpanel + j, kc, sa + i0,
+                                          sb + j);
+            i0 += kMR;
           }
+          j0 += jw;
         }
       }
       for (int64_t i = 0; i < mb; ++i) {

@@ -14,6 +14,7 @@
 
 #include "core/parallel_for.h"
 #include "kernels/fp8_gemm.h"
+#include "kernels/kernel_paths.h"
 #include "kernels/fp8_study.h"
 #include "kernels/fp8_test_util.h"
 
@@ -94,15 +95,20 @@ TEST(Fp8Gemm, FastMatchesTwinBitwise) {
     const Weight wd = weight_128x128(w_kn, sh.K, sh.N);
     const Cols cols = rhs_128x1(w_kn, sh.K, sh.N);
     const Fp8Rhs rhs[] = {fprop_rhs(wf.view), dgrad_rhs(wd.view), cols.view};
-    for (const Fp8Rhs& b : rhs)
-      for (bool accumulate : {false, true}) {
-        const auto c0 = random_matrix(sh.M, sh.N + 3, 4);  // ldc = N + 3: the padding is never touched
-        std::vector<float> fast = c0, twin = c0;
-        fp8_gemm(fast.data(), sh.N + 3, a.view, b, accumulate);
-        fp8_gemm_ref(twin.data(), sh.N + 3, a.view, b, accumulate);
-        ASSERT_TRUE(same_bits(fast, twin)) << sh.M << "x" << sh.N << "x" << sh.K << " group " << b.n_group
-                                           << " accumulate " << accumulate;
-      }
+    // Every fast path: the AVX2 6x16 tiles, and the AVX-512 12x32 tiles where the CPU has them.
+    for (KernelPath path : testing::available_paths()) {
+      if (path == KernelPath::kPortable) continue;
+      testing::ScopedKernelPath scoped(path);
+      for (const Fp8Rhs& b : rhs)
+        for (bool accumulate : {false, true}) {
+          const auto c0 = random_matrix(sh.M, sh.N + 3, 4);  // ldc = N + 3: the padding is never touched
+          std::vector<float> fast = c0, twin = c0;
+          fp8_gemm(fast.data(), sh.N + 3, a.view, b, accumulate);
+          fp8_gemm_ref(twin.data(), sh.N + 3, a.view, b, accumulate);
+          ASSERT_TRUE(same_bits(fast, twin)) << sh.M << "x" << sh.N << "x" << sh.K << " group " << b.n_group
+                                             << " accumulate " << accumulate << " " << kernel_path_name(path);
+        }
+    }
   }
 }
 
