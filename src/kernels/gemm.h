@@ -9,7 +9,8 @@
 //   dgrad    dx = dy · W     gemm(dx, in,  dy, out, N, W, in, N, T, in,  out, true)
 //   wgrad    dW = dyᵀ · x    gemm(dW, in,  dy, out, T, x, in, N, out, in, T, true)
 //
-// The fast path packs A and B panels and runs a 6x16 FMA micro-kernel (gemm_avx2.cpp); threads
+// The fast path packs A and B panels and runs a 6x16 FMA micro-kernel (gemm_avx2.cpp), or 12x32
+// AVX-512 tiles over the same panels with the same sums (gemm_avx512.cpp, kAvx512 path); threads
 // split the output statically and every element of C is summed over k in the same order whatever
 // the split, so results are identical for any thread count. C must not alias A or B.
 // gemm_ref (double accumulation, single-threaded) is the specification.

@@ -4,7 +4,8 @@
 // Blocking (BLIS order): for each NC-wide column block of C and each KC-deep slice of k, a packed
 // B panel (KC x NC, ~1 MiB, per-thread L2) is filled once; for each MC-row block of C a packed A
 // block (MC x KC, 144 KiB) is filled; then the 6x16 micro-kernel runs over every (6 x 16) tile
-// with its B micro-panel (KC x 16 = 16 KiB) in L1. Every C element is the sum over the KC slices
+// with its B micro-panel (KC x 16 = 16 KiB) in L1; on the kAvx512 path, 12 x 32 blocks of four
+// tiles go to the AVX-512 micro-kernel in one call. Every C element is the sum over the KC slices
 // in k order of a register sum over one slice in k order, whatever tile or thread computes it.
 #pragma once
 
