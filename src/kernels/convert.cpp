@@ -34,4 +34,9 @@ void convert_f32_to_e4m3(uint8_t* out, const float* in, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = f32_to_e4m3(in[i]);
 }
 
+void round_f32_to_bf16(float* out, const float* in, int64_t n) {
+  if (avx2_kernels()) return avx2::round_f32_to_bf16(out, in, n);
+  for (int64_t i = 0; i < n; ++i) out[i] = round_to_bf16(in[i]);
+}
+
 }  // namespace dsv3::kernels

@@ -13,5 +13,8 @@ void convert_bf16_to_f32(float* out, const uint16_t* in, int64_t n);
 void convert_f16_to_f32(float* out, const uint16_t* in, int64_t n);
 void convert_e4m3_to_f32(float* out, const uint8_t* in, int64_t n);
 void convert_f32_to_e4m3(uint8_t* out, const float* in, int64_t n);  // saturating, RNE
+// out[i] = round_to_bf16(in[i]): f32 values rounded to BF16 precision, kept as f32 (the BF16
+// recipe's rounding of Linear operands). Here out may equal in.
+void round_f32_to_bf16(float* out, const float* in, int64_t n);
 
 }  // namespace dsv3::kernels

@@ -21,21 +21,29 @@ inline __m128i pack_u16(__m256i v) {
 
 }  // namespace
 
+// Eight f32 -> their BF16 bits in the low 16 bits of each lane: u += 0x7FFF + ((u >> 16) & 1);
+// NaN -> (u >> 16) | 0x40 (quiet, sign kept). The scalar f32_to_bf16, lane by lane.
+inline __m256i bf16_bits(__m256 f) {
+  const __m256i u = _mm256_castps_si256(f);
+  __m256i r = _mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7FFF)),
+                               _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1)));
+  r = _mm256_srli_epi32(r, 16);
+  const __m256i q = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
+  const __m256 nan = _mm256_cmp_ps(f, f, _CMP_UNORD_Q);
+  return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(q), nan));
+}
+
 void convert_f32_to_bf16(uint16_t* out, const float* in, int64_t n) {
   int64_t i = 0;
-  const __m256i lsb = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7FFF);
-  for (; i + 8 <= n; i += 8) {
-    // u += 0x7FFF + ((u >> 16) & 1); NaN -> (u >> 16) | 0x40 (quiet, sign kept).
-    __m256 f = _mm256_loadu_ps(in + i);
-    __m256i u = _mm256_castps_si256(f);
-    __m256i r = _mm256_add_epi32(_mm256_add_epi32(u, bias), _mm256_and_si256(_mm256_srli_epi32(u, 16), lsb));
-    r = _mm256_srli_epi32(r, 16);
-    __m256i q = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
-    __m256 nan = _mm256_cmp_ps(f, f, _CMP_UNORD_Q);
-    r = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(q), nan));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), pack_u16(r));
-  }
+  for (; i + 8 <= n; i += 8) _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), pack_u16(bf16_bits(_mm256_loadu_ps(in + i))));
   for (; i < n; ++i) out[i] = f32_to_bf16(in[i]);
+}
+
+void round_f32_to_bf16(float* out, const float* in, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, _mm256_castsi256_ps(_mm256_slli_epi32(bf16_bits(_mm256_loadu_ps(in + i)), 16)));
+  for (; i < n; ++i) out[i] = round_to_bf16(in[i]);
 }
 
 void convert_bf16_to_f32(float* out, const uint16_t* in, int64_t n) {

@@ -5,6 +5,7 @@
 #include "core/check.h"
 #include "core/numeric.h"
 #include "core/parallel_for.h"
+#include "kernels/convert.h"
 
 namespace dsv3::kernels {
 namespace {
@@ -16,9 +17,7 @@ T* grow(std::vector<T>& v, int64_t n) {
 }
 
 void round_bf16(float* out, const float* in, int64_t n) {
-  parallel_chunks(n, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) out[i] = round_to_bf16(in[i]);
-  });
+  parallel_chunks(n, [&](int64_t b, int64_t e) { round_f32_to_bf16(out + b, in + b, e - b); });
 }
 
 // out (cols, rows) = in (rows, cols)ᵀ, optionally rounded to BF16.
@@ -28,11 +27,10 @@ void transpose_f32(float* out, const float* in, int64_t rows, int64_t cols, bool
     const int64_t c0 = cb * kTile, c1 = std::min(cols, c0 + kTile);
     for (int64_t r0 = 0; r0 < rows; r0 += kTile) {
       const int64_t r1 = std::min(rows, r0 + kTile);
-      for (int64_t c = c0; c < c1; ++c)
-        for (int64_t r = r0; r < r1; ++r) {
-          const float v = in[r * cols + c];
-          out[c * rows + r] = to_bf16 ? round_to_bf16(v) : v;
-        }
+      for (int64_t c = c0; c < c1; ++c) {
+        for (int64_t r = r0; r < r1; ++r) out[c * rows + r] = in[r * cols + c];
+        if (to_bf16) round_f32_to_bf16(out + c * rows + r0, out + c * rows + r0, r1 - r0);
+      }
     }
   });
 }

@@ -79,7 +79,7 @@ TEST(Convert, E4M3ToF32EveryCodeAndTail) {
   });
 }
 
-TEST(Convert, F32ToBf16AndE4M3MatchScalar) {
+TEST(Convert, F32ToBf16AndE4M3AndBf16RoundingMatchScalar) {
   const std::vector<float> xs = interesting_floats();
   testing::for_each_path([&](KernelPath) {
     for (int64_t n : {int64_t(xs.size()), int64_t(13)}) {
@@ -89,11 +89,16 @@ TEST(Convert, F32ToBf16AndE4M3MatchScalar) {
       std::memcpy(in.data() + kOffset, xs.data(), size_t(n) * sizeof(float));
       convert_f32_to_bf16(b.data() + kOffset, in.data() + kOffset, n);
       convert_f32_to_e4m3(e.data() + kOffset, in.data() + kOffset, n);
+      std::vector<float> rounded(size_t(n) + kOffset), in_place = in;
+      round_f32_to_bf16(rounded.data() + kOffset, in.data() + kOffset, n);
+      round_f32_to_bf16(in_place.data() + kOffset, in_place.data() + kOffset, n);  // out == in
       int bad = 0;
       for (int64_t i = 0; i < n && bad < 10; ++i) {
         const float x = xs[size_t(i)];
         if (b[size_t(i + kOffset)] != f32_to_bf16(x)) ++bad, ADD_FAILURE() << "bf16 of bits " << std::bit_cast<uint32_t>(x);
         if (e[size_t(i + kOffset)] != f32_to_e4m3(x)) ++bad, ADD_FAILURE() << "e4m3 of " << x;
+        if (!same(rounded[size_t(i + kOffset)], round_to_bf16(x)) || !same(in_place[size_t(i + kOffset)], round_to_bf16(x)))
+          ++bad, ADD_FAILURE() << "bf16 rounding of bits " << std::bit_cast<uint32_t>(x);
       }
     }
   });
