@@ -7,6 +7,7 @@
 #include "kernels/activation.h"
 #include "kernels/avx2.h"
 #include "kernels/dispatch.h"
+#include "kernels/dot8.h"
 #include "kernels/gemm.h"
 #include "kernels/matmul.h"
 
@@ -35,16 +36,6 @@ float* gemm_scratch(int64_t n) {
 
 // Query tokens per block of the GEMM path: bounds the score buffer at kQueryBlock·H·capacity.
 constexpr int64_t kQueryBlock = 64;
-
-// Eight partial sums in a fixed order: vectorizable without reassociating one sum.
-float dot8(const float* a, const float* b, int64_t n) {
-  float s[8] = {};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) s[j] += a[i + j] * b[i + j];
-  for (int j = 0; i < n; ++i, ++j) s[j] += a[i] * b[i];
-  return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
-}
 
 }  // namespace
 

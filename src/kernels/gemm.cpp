@@ -8,20 +8,11 @@
 #include "core/parallel_for.h"
 #include "kernels/avx2.h"
 #include "kernels/dispatch.h"
+#include "kernels/dot8.h"
 #include "kernels/gemm.h"
 
 namespace dsv3::kernels {
 namespace {
-
-float dot(const float* a, const float* b, int64_t n) {
-  float s[8] = {};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    for (int j = 0; j < 8; ++j) s[j] += a[i + j] * b[i + j];
-  }
-  for (int j = 0; i < n; ++i, ++j) s[j] += a[i] * b[i];
-  return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
-}
 
 void gemm_portable(float* c, int64_t ldc, const float* a, int64_t lda, Op op_a, const float* b, int64_t ldb,
                    Op op_b, int64_t M, int64_t N, int64_t K, bool accumulate) {
@@ -41,7 +32,7 @@ void gemm_portable(float* c, int64_t ldc, const float* a, int64_t lda, Op op_a, 
           for (int64_t n = 0; n < N; ++n) out[n] += av * brow[n];
         }
       } else {
-        for (int64_t n = 0; n < N; ++n) acc[size_t(n)] = dot(arow.data(), b + n * ldb, K);
+        for (int64_t n = 0; n < N; ++n) acc[size_t(n)] = dot8(arow.data(), b + n * ldb, K);
       }
       float* crow = c + m * ldc;
       for (int64_t n = 0; n < N; ++n) crow[n] = accumulate ? crow[n] + acc[size_t(n)] : acc[size_t(n)];

@@ -13,6 +13,7 @@
 #include "kernels/avx2.h"
 #include "kernels/dequant.h"
 #include "kernels/dispatch.h"
+#include "kernels/dot8.h"
 #include "kernels/matmul.h"
 
 namespace dsv3::kernels {
@@ -28,17 +29,6 @@ void check_weights(const WeightMatrix& w) {
   DSV3_CHECK(w.rows >= 0 && w.cols >= 0, "bad weight shape ({}, {})", w.rows, w.cols);
   DSV3_CHECK(w.dtype != DType::F8_E4M3 || w.scale_inv != nullptr || w.rows * w.cols == 0,
              "F8_E4M3 weights need block scales");
-}
-
-// Dot product with 8 partial sums (a shape the compiler vectorizes without reassociating).
-float dot(const float* a, const float* b, int64_t n) {
-  float s[8] = {};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    for (int j = 0; j < 8; ++j) s[j] += a[i + j] * b[i + j];
-  }
-  for (int j = 0; i < n; ++i, ++j) s[j] += a[i] * b[i];
-  return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
 }
 
 void matmul_portable(float* y, int64_t ldy, const float* x, int64_t ldx, const WeightMatrix& w, int64_t T) {
@@ -57,7 +47,7 @@ void matmul_portable(float* y, int64_t ldy, const float* x, int64_t ldx, const W
           float* yt = y + t * ldy + n;
           const float* xt = x + t * ldx + c0;
           for (int64_t j = 0; j < g; ++j) {
-            float s = dot(buf[j], xt, len);
+            float s = dot8(buf[j], xt, len);
             yt[j] = c0 == 0 ? s : yt[j] + s;
           }
         }
