@@ -8,6 +8,7 @@
 #include "cli/args.h"
 #include "cli/command.h"
 #include "infer/bench.h"
+#include "kernels/dispatch.h"
 
 namespace dsv3::cli {
 namespace {
@@ -38,6 +39,7 @@ int run_bench_cli(BenchCliOptions& o) {
                         {"dtype", o.dtype},
                         {"head_dtype", o.head_dtype},
                         {"threads", r->threads},
+                        {"kernels", std::string(kernels::kernel_path_name(kernels::kernel_path()))},
                         {"prompt", o.bench.prompt},
                         {"gen", o.bench.gen},
                         {"prefill_tok_s", r->prefill_tok_s},
@@ -53,8 +55,8 @@ int run_bench_cli(BenchCliOptions& o) {
     fmt::print("{}\n", j.dump(2));
     return 0;
   }
-  fmt::print("config {}  dtype {} (head {})  threads {}  prompt {}  gen {}\n", o.config, o.dtype, o.head_dtype,
-             r->threads, o.bench.prompt, o.bench.gen);
+  fmt::print("config {}  dtype {} (head {})  threads {}  kernels {}  prompt {}  gen {}\n", o.config, o.dtype,
+             o.head_dtype, r->threads, kernels::kernel_path_name(kernels::kernel_path()), o.bench.prompt, o.bench.gen);
   fmt::print("prefill  {:9.1f} tok/s   ({:.1f} GFLOP/s at {:.3f} GFLOP/token)\n", r->prefill_tok_s,
              r->prefill_tok_s * r->prefill_gflop_per_token, r->prefill_gflop_per_token);
   fmt::print("decode   {:9.1f} tok/s\n", r->decode_tok_s);

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "infer/bench.h"
+#include "kernels/dispatch.h"
 #include "support/checkpoint_writer.h"
 #include "support/model_fixtures.h"
 
@@ -70,6 +71,8 @@ TEST(BenchCli, JsonHasTheFiguresTheDocsQuote) {
   }
   EXPECT_EQ(j["dtype"], "fp8");
   EXPECT_EQ(j["head_dtype"], "fp8");
+  // The kernel path the figures were measured on (the child inherits DSV3_KERNELS, if set).
+  EXPECT_EQ(j["kernels"], std::string(kernels::kernel_path_name(kernels::kernel_path()))) << out;
 }
 
 }  // namespace
