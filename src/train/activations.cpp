@@ -30,7 +30,7 @@ class Carver {
 
 // The table: every saved tensor and scratch buffer with its size.
 void plan(Carver& c, const ModelConfig& cfg, int64_t B, int64_t T, int64_t depth, bool recompute, Precision precision,
-          bool f32_inputs, Activations& a) {
+          bool f32_inputs, bool f32_swiglu, Activations& a) {
   const int64_t D = cfg.dim, H = cfg.n_heads, dqk = cfg.qk_head_dim(), dn = cfg.qk_nope_head_dim;
   const int64_t dv = cfg.v_head_dim, dr = cfg.qk_rope_head_dim, rq = cfg.q_lora_rank, rkv = cfg.kv_lora_rank;
   const int64_t E = cfg.n_routed_experts, K = cfg.n_activated_experts, V = cfg.vocab_size;
@@ -56,6 +56,32 @@ void plan(Carver& c, const ModelConfig& cfg, int64_t B, int64_t T, int64_t depth
     shared.ffn_xn = f32(pre + "ffn.xn", N * D);
   }
   if (lp) shared.o = f32("scratch.attn.o", N * H * dv);
+  // The MoE SwiGLU inputs (FfnActs::eg_in): cached like the linear inputs unless f32_swiglu.
+  const CacheFormat swiglu_fmt = f32_swiglu ? CacheFormat::kF32 : cache_format(cache, false);
+  bool any_moe = false;
+  for (int64_t l = 0; l < cfg.n_layers + cfg.n_mtp_layers; ++l) any_moe = any_moe || cfg.is_moe_layer(l);
+  float *sh_eg = nullptr, *sh_eu = nullptr, *sh_g = nullptr, *sh_u = nullptr;
+  if (swiglu_fmt != CacheFormat::kF32 && any_moe) {
+    sh_eg = f32("scratch.moe.eg", N * K * Ie);
+    sh_eu = f32("scratch.moe.eu", N * K * Ie);
+    if (Is > 0) {
+      sh_g = f32("scratch.moe.shared.g", N * Is);
+      sh_u = f32("scratch.moe.shared.u", N * Is);
+    }
+  }
+  auto swiglu_input = [&](const std::string& name, float*& x, LinearInput& in, int64_t rows, int64_t cols, float* sh) {
+    if (swiglu_fmt == CacheFormat::kF32) {
+      x = f32(name, rows * cols);
+      in = f32_input(x);
+      return;
+    }
+    static constexpr const char* kSuffix[] = {".f32", ".bf16", ".e4m3", ".e5m6"};
+    x = sh;
+    in.format = swiglu_fmt;
+    in.data = c.take<uint8_t>(name + kSuffix[int(swiglu_fmt)], cache_data_bytes(swiglu_fmt, rows, cols));
+    const int64_t scale_bytes = cache_scale_bytes(swiglu_fmt, rows, cols);
+    if (scale_bytes > 0) in.scales = c.take<float>(name + ".scales", scale_bytes / int64_t(sizeof(float)));
+  };
   if (recompute) {
     shared.kvb = f32("recompute.attn.kvb", N * H * (dn + dv));
     shared.k = f32("recompute.attn.k", N * H * dqk);
@@ -122,13 +148,13 @@ void plan(Carver& c, const ModelConfig& cfg, int64_t B, int64_t T, int64_t depth
     f.order = i32(pre + "moe.order", n * K);
     f.row_of = i32(pre + "moe.row_of", n * K);
     f.offsets = c.take<int64_t>(pre + "moe.offsets", E + 1);
-    f.eg = f32(pre + "moe.eg", n * K * Ie);
-    f.eu = f32(pre + "moe.eu", n * K * Ie);
+    swiglu_input(pre + "moe.eg", f.eg, f.eg_in, n * K, Ie, sh_eg);
+    swiglu_input(pre + "moe.eu", f.eu, f.eu_in, n * K, Ie, sh_eu);
     f.ey = f32(pre + "moe.ey", n * K * D);
     f.f = f32(pre + "moe.f", B * E);
     if (Is > 0) {
-      f.g = f32(pre + "moe.shared.g", n * Is);
-      f.u = f32(pre + "moe.shared.u", n * Is);
+      swiglu_input(pre + "moe.shared.g", f.g, f.g_in, n, Is, sh_g);
+      swiglu_input(pre + "moe.shared.u", f.u, f.u_in, n, Is, sh_u);
     }
   };
 
@@ -201,14 +227,14 @@ void plan(Carver& c, const ModelConfig& cfg, int64_t B, int64_t T, int64_t depth
 }  // namespace
 
 ActivationArena::ActivationArena(const ModelConfig& cfg, int64_t batch, int64_t seq_len, int64_t mtp_depth,
-                                 bool recompute, Precision precision, bool f32_linear_inputs) {
+                                 bool recompute, Precision precision, bool f32_linear_inputs, bool f32_swiglu_inputs) {
   Carver count(nullptr, nullptr);
-  plan(count, cfg, batch, seq_len, mtp_depth, recompute, precision, f32_linear_inputs, acts_);
+  plan(count, cfg, batch, seq_len, mtp_depth, recompute, precision, f32_linear_inputs, f32_swiglu_inputs, acts_);
   bytes_ = count.bytes();
   slab_.reset(new std::byte[size_t(bytes_ + 64)]);
   auto base = reinterpret_cast<uintptr_t>(slab_.get());
   Carver carve(slab_.get() + ((64 - base % 64) % 64), &table_);
-  plan(carve, cfg, batch, seq_len, mtp_depth, recompute, precision, f32_linear_inputs, acts_);
+  plan(carve, cfg, batch, seq_len, mtp_depth, recompute, precision, f32_linear_inputs, f32_swiglu_inputs, acts_);
 }
 
 int64_t ActivationArena::linear_input_bytes() const {

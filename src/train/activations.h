@@ -59,6 +59,11 @@ struct FfnActs {
   int64_t* offsets = nullptr;  // (E + 1) first sorted row of each expert
   float* eg = nullptr;         // (N·K, moe_inter) expert gate_proj outputs, sorted rows
   float* eu = nullptr;         // (N·K, moe_inter) expert up_proj outputs, sorted rows
+  // The SwiGLU inputs of a MoE layer as backward reads them (V3 §3.3.3: cached in FP8, the
+  // SwiGLU output recomputed from them): eg, eu, and the shared experts' g, u. In bf16/fp8 with
+  // low-precision caches they are BF16 / E4M3 1x128 codes, and eg, eu, g, u point at shared f32
+  // buffers that the forward fills and backward decodes into; otherwise they view the f32 tensors.
+  LinearInput eg_in, eu_in, g_in, u_in;
   float* ey = nullptr;         // (N·K, dim) expert outputs before the gate weight, sorted rows
   float* f = nullptr;          // (B, E) balance-loss load fractions f_i of each sequence
 };
@@ -146,8 +151,10 @@ class ActivationArena {
  public:
   // precision chooses the linear-input caches (cache_format()); f32_linear_inputs keeps them in
   // f32 in every mode (backward then derives the same low-precision operands from f32).
+  // f32_swiglu_inputs keeps the MoE SwiGLU inputs in f32 (FfnActs::eg_in).
   ActivationArena(const ModelConfig& cfg, int64_t batch, int64_t seq_len, int64_t mtp_depth, bool recompute,
-                  Precision precision = Precision::kF32, bool f32_linear_inputs = false);
+                  Precision precision = Precision::kF32, bool f32_linear_inputs = false,
+                  bool f32_swiglu_inputs = false);
   Activations& acts() { return acts_; }
   const Activations& acts() const { return acts_; }
   const std::vector<ActivationEntry>& table() const { return table_; }

@@ -222,4 +222,41 @@ void linear_backward(float* dx, float* dw, const float* dy, const LinearInput& s
 
 int64_t linear_workspace_bytes() { return workspace().bytes(); }
 
+void cache_store(const LinearInput& saved, const float* x, int64_t rows, int64_t cols, Precision precision) {
+  switch (saved.format) {
+    case CacheFormat::kF32:
+      DSV3_CHECK(saved.data == x, "an f32 cache views its tensor");
+      return;
+    case CacheFormat::kE4m3:
+      kernels::quantize_1x128(static_cast<uint8_t*>(saved.data), saved.scales, x, rows, cols, cols,
+                              recipe_of(precision).scale_fmt);
+      return;
+    case CacheFormat::kBf16: {
+      auto* b16 = static_cast<uint16_t*>(saved.data);
+      parallel_chunks(rows * cols, [&](int64_t b, int64_t e) { kernels::convert_f32_to_bf16(b16 + b, x + b, e - b); });
+      return;
+    }
+    case CacheFormat::kE5m6: break;
+  }
+  DSV3_FAIL("cache_store: format {} is for o_proj's input only", int(saved.format));
+}
+
+void cache_load(float* x, const LinearInput& saved, int64_t rows, int64_t cols) {
+  switch (saved.format) {
+    case CacheFormat::kF32:
+      DSV3_CHECK(saved.data == x, "an f32 cache views its tensor");
+      return;
+    case CacheFormat::kE4m3:
+      kernels::dequantize_1x128(x, static_cast<const uint8_t*>(saved.data), saved.scales, rows, cols);
+      return;
+    case CacheFormat::kBf16: {
+      const auto* b16 = static_cast<const uint16_t*>(saved.data);
+      parallel_chunks(rows * cols, [&](int64_t b, int64_t e) { kernels::convert_bf16_to_f32(x + b, b16 + b, e - b); });
+      return;
+    }
+    case CacheFormat::kE5m6: break;
+  }
+  DSV3_FAIL("cache_load: format {} is for o_proj's input only", int(saved.format));
+}
+
 }  // namespace dsv3

@@ -145,6 +145,9 @@ double moe_train_forward(float* y, FfnActs& a, const LayerParams& p, std::span<c
     mlp_train_forward(a.ey + r0 * D, a.eg + r0 * Ie, a.eu + r0 * Ie, s.act, s.xe, p.experts[size_t(e)], n, D,
                       ctx.precision);
   }
+  // The SwiGLU inputs kept for backward in their cache format (V3 §3.3.3).
+  cache_store(a.eg_in, a.eg, N * K, Ie, ctx.precision);
+  cache_store(a.eu_in, a.eu, N * K, Ie, ctx.precision);
   // Combine: y_t = Σ_j w_{t,j}·ey_{t,j}, slots in routing order.
   parallel_for(N, [&](int64_t t) {
     float* yt = y + t * D;
@@ -158,6 +161,8 @@ double moe_train_forward(float* y, FfnActs& a, const LayerParams& p, std::span<c
   if (p.has_shared) {
     mlp_train_forward(s.xe, a.g, a.u, s.act, a.xn, p.shared, N, D, ctx.precision);
     for (int64_t i = 0; i < N * D; ++i) y[i] += s.xe[i];
+    cache_store(a.g_in, a.g, N, p.shared.inter, ctx.precision);
+    cache_store(a.u_in, a.u, N, p.shared.inter, ctx.precision);
   }
   if (ctx.balance_alpha == 0.0) return 0.0;
   double loss = 0.0;
@@ -172,7 +177,15 @@ void moe_train_backward(float* dxn, const LayerParams& g, const float* dy, const
   const RouterConfig& rc = ctx.router;
   StepScratch& s = *ctx.scratch;
   const int64_t N = ctx.B * ctx.T, D = c.dim, E = rc.n_experts, K = rc.top_k, Ie = c.moe_inter_dim;
-  if (p.has_shared) mlp_train_backward(dxn, g.shared, dy, a.xn, a.g, a.u, p.shared, N, D, s, ctx.precision);
+  // The SwiGLU inputs decoded from their caches (no-ops for f32); the SwiGLU output is recomputed
+  // from them in mlp_train_backward.
+  cache_load(a.eg, a.eg_in, N * K, Ie);
+  cache_load(a.eu, a.eu_in, N * K, Ie);
+  if (p.has_shared) {
+    cache_load(a.g, a.g_in, N, p.shared.inter);
+    cache_load(a.u, a.u_in, N, p.shared.inter);
+    mlp_train_backward(dxn, g.shared, dy, a.xn, a.g, a.u, p.shared, N, D, s, ctx.precision);
+  }
   // Routed experts, ascending; each token's input gradient gathers its experts in that order.
   float* dxe = s.y;
   for (int64_t e = 0; e < E; ++e) {

@@ -39,7 +39,7 @@ struct TrainModel::Impl {
         opt(o),
         router(RouterConfig::from(c)),
         arena(c, o.batch, o.seq_len, o.mtp_weight != 0.0 ? c.n_mtp_layers : 0, o.recompute, o.precision,
-              o.f32_linear_inputs),
+              o.f32_linear_inputs, o.f32_swiglu_inputs),
         softmax_scale(float(attention_softmax_scale(c))) {
     DSV3_CHECK(c.n_layers >= 1 && o.batch >= 1 && o.seq_len >= 1, "need layers, batch and seq_len >= 1");
     build_params(cfg, params, P, G);

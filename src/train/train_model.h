@@ -46,6 +46,10 @@ struct TrainModelOptions {
   // Keep linear-layer inputs in f32 at bf16/fp8 instead of their low-precision caches
   // (train/activations.h): the same results with more memory (tests compare the two).
   bool f32_linear_inputs = false;
+  // Keep the MoE SwiGLU inputs in f32 at bf16/fp8 instead of caching them like the linear inputs
+  // (V3 §3.3.3). Unlike the linear-input caches this changes backward's numbers: the SwiGLU
+  // output and its gradient are computed from the cached inputs.
+  bool f32_swiglu_inputs = false;
 };
 
 // tokens (B, T + 1): the model reads tokens[:, 0:T] and predicts tokens[:, 1:T+1].

@@ -91,15 +91,18 @@ struct StepRun {
   int64_t arena = 0, linear = 0;
 };
 
+// f32_swiglu: the MoE SwiGLU inputs stay f32 (their cache changes backward's numbers, so the
+// bitwise comparisons of the linear-input caches keep it off on both sides).
 StepRun run_model(const ModelConfig& c, Precision p, bool f32_inputs, bool recompute, int64_t B, int64_t T,
-              const std::vector<int32_t>& tokens) {
+                  const std::vector<int32_t>& tokens, bool f32_swiglu = true) {
   TrainModel model(c, {.batch = B,
                        .seq_len = T,
                        .mtp_weight = 0.3,
                        .balance_alpha = 0.01,
                        .recompute = recompute,
                        .precision = p,
-                       .f32_linear_inputs = f32_inputs});
+                       .f32_linear_inputs = f32_inputs,
+                       .f32_swiglu_inputs = f32_swiglu});
   randomize_model(model, 7);
   model.params().zero_grad();
   StepRun r;
@@ -191,6 +194,48 @@ TEST(LinearCache, ArenaShrinksByTheExpectedBytes) {
   const StepRun f = run_model(c, Precision::kF32, false, false, B, T, tokens);
   EXPECT_EQ(f.arena, r32.arena);
   EXPECT_EQ(f.linear, f32);
+}
+
+// The MoE SwiGLU inputs cached like the linear inputs (V3 §3.3.3): the forward (every loss) is
+// unchanged bit for bit; backward recomputes the SwiGLU from the decoded inputs, so gradients move
+// by about the format's rounding (E4M3: 2^-4 relative per value; BF16: 2^-9), and the arena
+// shrinks by exactly the f32 tensors minus the codes, scales and the shared f32 buffers.
+TEST(LinearCache, SwigluInputsCachedLikeTheReport) {
+  const ModelConfig c = wide_config();
+  const int64_t B = 2, T = 70, N = B * T;
+  const int64_t K = c.n_activated_experts, Ie = c.moe_inter_dim, Is = c.moe_inter_dim * c.n_shared_experts;
+  const auto tokens = make_tokens(B, T, c.vocab_size, 5);
+  auto tile = [](int64_t rows, int64_t cols) { return rows * kernels::fp8_groups(cols) * 4; };
+  for (Precision p : {Precision::kBf16, Precision::kFp8}) {
+    SCOPED_TRACE(precision_name(p));
+    const StepRun f32 = run_model(c, p, false, false, B, T, tokens, /*f32_swiglu=*/true);
+    const StepRun cached = run_model(c, p, false, false, B, T, tokens, /*f32_swiglu=*/false);
+    EXPECT_EQ(cached.loss.total, f32.loss.total);
+    EXPECT_EQ(cached.loss.main, f32.loss.main);
+    EXPECT_EQ(cached.loss.mtp, f32.loss.mtp);
+    ASSERT_EQ(cached.grad.size(), f32.grad.size());
+    const double diff = kernels::testing::calc_diff(cached.grad.data(), f32.grad.data(), int64_t(f32.grad.size()));
+    EXPECT_GT(diff, 0.0) << "the cache must reach backward";
+    // calc_diff ≈ mean squared relative error / 2 where gradients differ. Both SwiGLU inputs carry
+    // a rounding of up to 2^-(mantissa bits + 1) relative (E4M3 2^-4, BF16 2^-8), and dg = da·u·silu'(g)
+    // takes both: bounded by 2·(2^-4)^2 = 7.8e-3 (E4M3) and 2·(2^-8)^2 = 3.1e-5 (BF16).
+    EXPECT_LT(diff, p == Precision::kFp8 ? 7.8e-3 : 3.1e-5);
+    // Bytes: per MoE layer (main B·T rows, MTP module k B·(T−k)), eg and eu (rows·K, Ie) and the
+    // shared experts' g and u (rows, Is); f32 4 bytes, BF16 2, E4M3 1 + one f32 per 1x128 tile.
+    int64_t saved = 0;
+    auto layer = [&](int64_t n) {
+      for (auto [rows, cols] : {std::pair{n * K, Ie}, std::pair{n * K, Ie}, std::pair{n, Is}, std::pair{n, Is}}) {
+        saved += 4 * rows * cols - (p == Precision::kFp8 ? rows * cols + tile(rows, cols) : 2 * rows * cols);
+      }
+    };
+    for (int64_t l = 0; l < c.n_layers; ++l)
+      if (c.is_moe_layer(l)) layer(N);
+    for (int64_t k = 1; k <= c.n_mtp_layers; ++k)
+      if (c.is_moe_layer(c.n_layers + k - 1)) layer(B * (T - k));
+    const int64_t shared = 4 * (2 * N * K * Ie + 2 * N * Is);
+    EXPECT_NEAR(double(f32.arena - cached.arena), double(saved - shared), double(2 * 64 * 12 * (c.n_layers + 1)));
+    EXPECT_LT(cached.arena, f32.arena);
+  }
 }
 
 }  // namespace
