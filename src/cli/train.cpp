@@ -203,9 +203,10 @@ RunFn setup_train(CLI::App& app) {
                         : o->precision == "bf16" ? "BF16"
                                                  : "f32";
     std::printf("precision %s: optimizer moments %s; linear-layer inputs cached for backward in %s: %s of the "
-                "activations (MoE router input f32)\n",
+                "activations (MoE router input f32)%s\n",
                 o->precision.c_str(), t.optimizer.moments == MomentDType::BF16 ? "bf16" : "f32", cache,
-                gib(mem.linear_inputs).c_str());
+                gib(mem.linear_inputs).c_str(),
+                o->precision == "fp32" ? "" : "; MoE SwiGLU inputs cached the same way (E5M6 aside)");
     std::printf("data: %lld train tokens (%lld windows of %lld), %lld validation tokens\n",
                 (long long)data->train().tokens(), (long long)data->train().windows(t.seq_len),
                 (long long)t.seq_len + 1, (long long)data->val().tokens());
