@@ -206,7 +206,7 @@ RunFn setup_train(CLI::App& app) {
                 "activations (MoE router input f32)%s\n",
                 o->precision.c_str(), t.optimizer.moments == MomentDType::BF16 ? "bf16" : "f32", cache,
                 gib(mem.linear_inputs).c_str(),
-                o->precision == "fp32" ? "" : "; MoE SwiGLU inputs cached the same way (E5M6 aside)");
+                o->precision == "fp32" ? "" : "; MoE SwiGLU inputs cached in the same format");
     std::printf("data: %lld train tokens (%lld windows of %lld), %lld validation tokens\n",
                 (long long)data->train().tokens(), (long long)data->train().windows(t.seq_len),
                 (long long)t.seq_len + 1, (long long)data->val().tokens());

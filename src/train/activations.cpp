@@ -69,18 +69,23 @@ void plan(Carver& c, const ModelConfig& cfg, int64_t B, int64_t T, int64_t depth
       sh_u = f32("scratch.moe.shared.u", N * Is);
     }
   }
+  // A tensor (rows, cols) cached below f32: its codes (and tile scales) in `in`.
+  auto take_cache = [&](const std::string& name, LinearInput& in, CacheFormat fmt, int64_t rows, int64_t cols,
+                        bool linear_input) {
+    static constexpr const char* kSuffix[] = {".f32", ".bf16", ".e4m3", ".e5m6"};
+    in.format = fmt;
+    in.data = c.take<uint8_t>(name + kSuffix[int(fmt)], cache_data_bytes(fmt, rows, cols), linear_input);
+    const int64_t scale_bytes = cache_scale_bytes(fmt, rows, cols);
+    if (scale_bytes > 0) in.scales = c.take<float>(name + ".scales", scale_bytes / int64_t(sizeof(float)), linear_input);
+  };
   auto swiglu_input = [&](const std::string& name, float*& x, LinearInput& in, int64_t rows, int64_t cols, float* sh) {
     if (swiglu_fmt == CacheFormat::kF32) {
       x = f32(name, rows * cols);
       in = f32_input(x);
       return;
     }
-    static constexpr const char* kSuffix[] = {".f32", ".bf16", ".e4m3", ".e5m6"};
     x = sh;
-    in.format = swiglu_fmt;
-    in.data = c.take<uint8_t>(name + kSuffix[int(swiglu_fmt)], cache_data_bytes(swiglu_fmt, rows, cols));
-    const int64_t scale_bytes = cache_scale_bytes(swiglu_fmt, rows, cols);
-    if (scale_bytes > 0) in.scales = c.take<float>(name + ".scales", scale_bytes / int64_t(sizeof(float)));
+    take_cache(name, in, swiglu_fmt, rows, cols, false);
   };
   if (recompute) {
     shared.kvb = f32("recompute.attn.kvb", N * H * (dn + dv));
@@ -98,13 +103,9 @@ void plan(Carver& c, const ModelConfig& cfg, int64_t B, int64_t T, int64_t depth
       x = c.take<float>(name, rows * cols, true);
       in = f32_input(x, attn_out);
     } else {
-      static constexpr const char* kSuffix[] = {".f32", ".bf16", ".e4m3", ".e5m6"};
       x = sh;
-      in.format = fmt;
       in.attn_out = attn_out;
-      in.data = c.take<uint8_t>(name + kSuffix[int(fmt)], cache_data_bytes(fmt, rows, cols), true);
-      const int64_t scale_bytes = cache_scale_bytes(fmt, rows, cols);
-      if (scale_bytes > 0) in.scales = c.take<float>(name + ".scales", scale_bytes / int64_t(sizeof(float)), true);
+      take_cache(name, in, fmt, rows, cols, true);
     }
   };
 

@@ -71,9 +71,7 @@ kernels::LinearInputView backward_input(Workspace& ws, const LinearInput& in, in
       const auto* x = static_cast<const float*>(in.data);
       if (p == Precision::kBf16) {
         float* x16 = grow(ws.saved.x16, N * K);
-        parallel_chunks(N * K, [&](int64_t b, int64_t e) {
-          for (int64_t i = b; i < e; ++i) x16[i] = round_to_bf16(x[i]);
-        });
+        parallel_chunks(N * K, [&](int64_t b, int64_t e) { kernels::round_f32_to_bf16(x16 + b, x + b, e - b); });
         v.x = x16;
       } else if (in.attn_out) {
         uint16_t* q = grow(ws.e5m6, N * K);
@@ -89,19 +87,13 @@ kernels::LinearInputView backward_input(Workspace& ws, const LinearInput& in, in
       }
       break;
     }
-    case CacheFormat::kBf16: {
-      const auto* b16 = static_cast<const uint16_t*>(in.data);
-      float* x = grow(ws.x32, N * K);
-      parallel_chunks(N * K, [&](int64_t b, int64_t e) { kernels::convert_bf16_to_f32(x + b, b16 + b, e - b); });
-      v.x = x;
-      break;
-    }
     case CacheFormat::kE4m3:
       v.q = static_cast<const uint8_t*>(in.data);
       v.s = in.scales;
       break;
+    case CacheFormat::kBf16:
     case CacheFormat::kE5m6:
-      kernels::dequantize_e5m6_1x128(grow(ws.x32, N * K), static_cast<const uint16_t*>(in.data), in.scales, N, K);
+      cache_load(grow(ws.x32, N * K), in, N, K);
       v.x = ws.x32.data();
       break;
   }
@@ -173,23 +165,11 @@ void linear_forward(float* y, const LinearInput& saved, const float* x, const fl
   Workspace& ws = workspace();
   const kernels::LinearRecipe recipe = recipe_of(precision);
   kernels::linear_prepare_weight(ws.weight, w, out, in, recipe);
-  switch (saved.format) {
-    case CacheFormat::kE4m3: {
-      // The cache is the Fprop operand: quantize once, straight into it.
-      auto* q = static_cast<uint8_t*>(saved.data);
-      kernels::quantize_1x128(q, saved.scales, x, N, in, in, recipe.scale_fmt);
-      kernels::linear_forward(y, kernels::LinearInputView{N, in, q, saved.scales, nullptr}, ws.weight, recipe);
-      return;
-    }
-    case CacheFormat::kBf16: {
-      auto* b16 = static_cast<uint16_t*>(saved.data);
-      parallel_chunks(N * in, [&](int64_t b, int64_t e) { kernels::convert_f32_to_bf16(b16 + b, x + b, e - b); });
-      break;
-    }
-    case CacheFormat::kE5m6:
-      kernels::quantize_e5m6_1x128(static_cast<uint16_t*>(saved.data), saved.scales, x, N, in, in);
-      break;
-    case CacheFormat::kF32: break;
+  if (saved.format != CacheFormat::kF32) cache_store(saved, x, N, in, precision);
+  if (saved.format == CacheFormat::kE4m3) {  // the cache is the Fprop operand: quantized once, straight into it
+    kernels::linear_forward(y, kernels::LinearInputView{N, in, static_cast<const uint8_t*>(saved.data), saved.scales, nullptr},
+                            ws.weight, recipe);
+    return;
   }
   kernels::linear_forward(y, ws.saved, x, N, ws.weight, recipe);
 }
@@ -236,9 +216,10 @@ void cache_store(const LinearInput& saved, const float* x, int64_t rows, int64_t
       parallel_chunks(rows * cols, [&](int64_t b, int64_t e) { kernels::convert_f32_to_bf16(b16 + b, x + b, e - b); });
       return;
     }
-    case CacheFormat::kE5m6: break;
+    case CacheFormat::kE5m6:
+      kernels::quantize_e5m6_1x128(static_cast<uint16_t*>(saved.data), saved.scales, x, rows, cols, cols);
+      return;
   }
-  DSV3_FAIL("cache_store: format {} is for o_proj's input only", int(saved.format));
 }
 
 void cache_load(float* x, const LinearInput& saved, int64_t rows, int64_t cols) {
@@ -254,9 +235,10 @@ void cache_load(float* x, const LinearInput& saved, int64_t rows, int64_t cols) 
       parallel_chunks(rows * cols, [&](int64_t b, int64_t e) { kernels::convert_bf16_to_f32(x + b, b16 + b, e - b); });
       return;
     }
-    case CacheFormat::kE5m6: break;
+    case CacheFormat::kE5m6:
+      kernels::dequantize_e5m6_1x128(x, static_cast<const uint16_t*>(saved.data), saved.scales, rows, cols);
+      return;
   }
-  DSV3_FAIL("cache_load: format {} is for o_proj's input only", int(saved.format));
 }
 
 }  // namespace dsv3

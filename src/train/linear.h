@@ -60,9 +60,10 @@ inline LinearInput f32_input(const float* x, bool attn_out = false) {
   return {CacheFormat::kF32, attn_out, const_cast<float*>(x), nullptr};
 }
 
-// Other activations cached like the linear inputs (the MoE SwiGLU inputs, V3 §3.3.3): store x
-// (rows, cols) into `saved` in its format (kF32: nothing, `saved` views x), and decode it back
-// into x. E4M3 uses 1x128 tiles with the recipe's scales; BF16 rounds to nearest even.
+// A tensor x (rows, cols) into `saved` in its format (kF32: nothing, `saved` views x), and decoded
+// back into x: what linear_forward / linear_backward do with a linear input, and how other
+// activations are cached like them (the MoE SwiGLU inputs, V3 §3.3.3). E4M3 and E5M6 use 1x128
+// tiles (E4M3 with the recipe's scales); BF16 rounds to nearest even.
 void cache_store(const LinearInput& saved, const float* x, int64_t rows, int64_t cols, Precision precision);
 void cache_load(float* x, const LinearInput& saved, int64_t rows, int64_t cols);
 
