@@ -1,15 +1,18 @@
 // AVX2 path of the absorbed-MLA attention for decode-sized query blocks (S <= kDecodeMaxTokens;
 // attention.h). The GEMM path costs a fork/join and a packing per cache page and per product,
 // which at one query token made attention over a 600-token context take a third of a decode
-// step. Here one parallel region splits the S·H queries; each thread takes its queries up to four
-// at a time (same token, so the same visible keys: each pass over the cache rows, which live in
-// L2, serves four heads) and, per group:
-//   1. scores: 2 cache rows x 4 queries of 8-wide FMA chains over r + d_r, reduced with a fixed
-//      horizontal-add tree (6 loads per 8 FMAs);
+// step. Here one parallel region splits the S·H queries. A thread takes its queries of one token
+// (same visible keys) together, in groups of up to four, and walks the cache in blocks of kKeyBlock
+// rows so that a block is read from memory once and then serves every group from L1/L2 (a
+// 2000-token context is 2.4 MB per layer, more than L2: one pass per group re-read it from L3):
+//   1. scores, block by block: 2 cache rows x 4 queries of 8-wide FMA chains over r + d_r,
+//      reduced with a fixed horizontal-add tree (6 loads per 8 FMAs);
 //   2. softmax over the visible keys, with the vectorized exponential of exp_rows.h;
-//   3. o_lat: 16 latent dims x 4 queries in registers, one pass over the keys per 16 dims.
-// A query's result depends only on its own inputs, never on which thread or group computed it
-// (every score and output is one chain in a fixed order), so any thread count gives the same bits.
+//   3. o_lat, block by block: 16 latent dims x 4 queries in registers, carried across blocks in
+//      o_lat itself.
+// A query's result depends only on its own inputs, never on which thread, group or key block
+// computed it (every score and output is one chain in a fixed order; a partial sum stored in o_lat
+// between blocks is exact), so any thread count gives the same bits.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -27,12 +30,13 @@
 namespace dsv3::kernels::avx2 {
 namespace {
 
-constexpr int kMaxGroup = 4;  // queries attended together
+constexpr int kMaxGroup = 4;         // queries attended together
+constexpr int64_t kKeyBlock = 64;    // cache rows per block: 74 KB at r + d_r = 288 (L2)
 
-// Per-thread score rows (kMaxGroup queries): grows to the longest context, then never reallocates.
-float* group_scores(int64_t n) {
+// Per-thread score rows (`queries` rows of n): grows to the longest need, then never reallocates.
+float* score_rows(int64_t queries, int64_t n) {
   thread_local std::vector<float> buf;
-  if (int64_t(buf.size()) < kMaxGroup * n) buf.resize(size_t(kMaxGroup * n));
+  if (int64_t(buf.size()) < queries * n) buf.resize(size_t(queries * n));
   return buf.data();
 }
 
@@ -109,11 +113,13 @@ void scores(float* const* s, const float* const* q, const float* const* row_ptr,
   }
 }
 
-// o[g][0..r) = Σ_t p[g][t] · row_t[0..r), keys in order, for g < G: V = 8 / G vectors of dims
-// per query in registers per pass over the keys. Every output is one FMA chain over t, so the
-// result does not depend on G or V (the scalar tail uses the same fused multiply-add).
+// o[g][0..r) (+)= Σ_t p[g][t] · row_t[0..r), keys in order, for g < G: V = 8 / G vectors of dims
+// per query in registers per pass over the keys; `carry` continues the sums already in o (the
+// previous key blocks). Every output is one FMA chain over t, so the result does not depend on G,
+// V or the blocks (the scalar tail uses the same fused multiply-add).
 template <int G>
-void weighted_rows(float* const* o, const float* const* p, const float* const* row_ptr, int64_t n, int64_t r) {
+void weighted_rows(float* const* o, const float* const* p, const float* const* row_ptr, int64_t n, int64_t r,
+                   bool carry) {
   constexpr int V = G == 4 ? 2 : 4;
   int64_t j0 = 0;
   for (; j0 + 8 * V <= r; j0 += 8 * V) {
@@ -121,7 +127,7 @@ void weighted_rows(float* const* o, const float* const* p, const float* const* r
 #pragma GCC unroll 4
     for (int g = 0; g < G; ++g)
 #pragma GCC unroll 4
-      for (int v = 0; v < V; ++v) acc[g][v] = _mm256_setzero_ps();
+      for (int v = 0; v < V; ++v) acc[g][v] = carry ? _mm256_loadu_ps(o[g] + j0 + 8 * v) : _mm256_setzero_ps();
     for (int64_t t = 0; t < n; ++t) {
       const float* row = row_ptr[t] + j0;
       __m256 pv[G];
@@ -141,32 +147,85 @@ void weighted_rows(float* const* o, const float* const* p, const float* const* r
   }
   for (; j0 < r; ++j0) {  // the last dims, one at a time, keys in the same order
     for (int g = 0; g < G; ++g) {
-      float acc = 0.0f;
+      float acc = carry ? o[g][j0] : 0.0f;
       for (int64_t t = 0; t < n; ++t) acc = std::fma(p[g][t], row_ptr[t][j0], acc);
       o[g][j0] = acc;
     }
   }
 }
 
+// One group of G queries (indices i .. i + G of q and o_lat), with its score rows.
+struct Group {
+  int64_t i;
+  int G;
+  float* s;
+};
+
 template <int G>
-void attend(float* o_lat, const float* q, const LatentCacheView& cache, const float* const* row_ptr, int64_t i,
-            int64_t n, int64_t r, int64_t lat, float scale) {
-  float* s0 = group_scores(cache.capacity);
+void group_scores(const Group& grp, const float* q, const float* const* rows, int64_t t0, int64_t nb, int64_t lat,
+                  int64_t stride) {
   float* s[G];
   const float* qs[G];
-  float* o[G];
   for (int g = 0; g < G; ++g) {
-    s[g] = s0 + g * cache.capacity;
-    qs[g] = q + (i + g) * lat;
-    o[g] = o_lat + (i + g) * r;
+    s[g] = grp.s + g * stride + t0;
+    qs[g] = q + (grp.i + g) * lat;
   }
-  scores<G>(s, qs, row_ptr, n, lat);
-  for (int g = 0; g < G; ++g) {  // softmax of scale·scores with the vectorized exp (exp_rows.h)
-    const float shift = scale * row_max(s[g], n);
-    const double sum = row_sum_exp(s[g], n, scale, shift);
-    row_exp(s[g], s[g], n, scale, shift, float(1.0 / sum), false);
+  scores<G>(s, qs, rows + t0, nb, lat);
+}
+
+template <int G>
+void group_outputs(const Group& grp, float* o_lat, const float* const* rows, int64_t t0, int64_t nb, int64_t r,
+                   int64_t stride) {
+  float* o[G];
+  const float* p[G];
+  for (int g = 0; g < G; ++g) {
+    o[g] = o_lat + (grp.i + g) * r;
+    p[g] = grp.s + g * stride + t0;
   }
-  weighted_rows<G>(o, s, row_ptr, n, r);  // the probabilities, in place of the scores
+  weighted_rows<G>(o, p, rows + t0, nb, r, t0 > 0);
+}
+
+// Queries [i0, i1) of one token, each seeing keys 0 .. n: groups of 4 (then 2, 1), key-blocked.
+// `capacity` (the cache's) sizes the score rows, so they grow once rather than with n.
+void attend_token(float* o_lat, const float* q, const float* const* rows, int64_t i0, int64_t i1, int64_t n,
+                  int64_t capacity, int64_t r, int64_t lat, float scale) {
+  float* s0 = score_rows(i1 - i0, capacity);
+  thread_local std::vector<Group> groups;  // grows to the most heads per share, then stays
+  groups.clear();
+  for (int64_t i = i0; i < i1;) {
+    const int G = i1 - i >= kMaxGroup ? kMaxGroup : i1 - i >= 2 ? 2 : 1;
+    groups.push_back(Group{i, G, s0 + (i - i0) * n});
+    i += G;
+  }
+  auto each_group = [&](auto&& f4, auto&& f2, auto&& f1) {
+    for (const Group& g : groups) {
+      if (g.G == 4) {
+        f4(g);
+      } else if (g.G == 2) {
+        f2(g);
+      } else {
+        f1(g);
+      }
+    }
+  };
+  for (int64_t t0 = 0; t0 < n; t0 += kKeyBlock) {
+    const int64_t nb = std::min(kKeyBlock, n - t0);
+    each_group([&](const Group& g) { group_scores<4>(g, q, rows, t0, nb, lat, n); },
+               [&](const Group& g) { group_scores<2>(g, q, rows, t0, nb, lat, n); },
+               [&](const Group& g) { group_scores<1>(g, q, rows, t0, nb, lat, n); });
+  }
+  for (int64_t i = i0; i < i1; ++i) {  // softmax of scale·scores with the vectorized exp (exp_rows.h)
+    float* s = s0 + (i - i0) * n;
+    const float shift = scale * row_max(s, n);
+    const double sum = row_sum_exp(s, n, scale, shift);
+    row_exp(s, s, n, scale, shift, float(1.0 / sum), false);  // the probabilities, in place
+  }
+  for (int64_t t0 = 0; t0 < n; t0 += kKeyBlock) {
+    const int64_t nb = std::min(kKeyBlock, n - t0);
+    each_group([&](const Group& g) { group_outputs<4>(g, o_lat, rows, t0, nb, r, n); },
+               [&](const Group& g) { group_outputs<2>(g, o_lat, rows, t0, nb, r, n); },
+               [&](const Group& g) { group_outputs<1>(g, o_lat, rows, t0, nb, r, n); });
+  }
 }
 
 }  // namespace
@@ -177,20 +236,10 @@ void mla_attention_decode(float* o_lat, const float* q, const LatentCacheView& c
   parallel_chunks(S * H, [&](int64_t begin, int64_t end) {
     // Rows visible to the last query of this thread's share; earlier queries see a prefix.
     const float* const* rows = cache_rows(cache, start_pos + (end - 1) / H + 1);
-    for (int64_t i = begin; i < end;) {
-      const int64_t s = i / H, n = start_pos + s + 1;
-      // Queries of one token share their visible keys: up to kMaxGroup of them per pass.
-      auto fits = [&](int64_t g) { return i + g <= end && (i + g - 1) / H == s; };
-      if (fits(kMaxGroup)) {
-        attend<kMaxGroup>(o_lat, q, cache, rows, i, n, r, lat, scale);
-        i += kMaxGroup;
-      } else if (fits(2)) {
-        attend<2>(o_lat, q, cache, rows, i, n, r, lat, scale);
-        i += 2;
-      } else {
-        attend<1>(o_lat, q, cache, rows, i, n, r, lat, scale);
-        i += 1;
-      }
+    for (int64_t i = begin; i < end;) {  // the share's queries, one token at a time
+      const int64_t s = i / H, i1 = std::min(end, (s + 1) * H);
+      attend_token(o_lat, q, rows, i, i1, start_pos + s + 1, cache.capacity, r, lat, scale);
+      i = i1;
     }
   });
 }

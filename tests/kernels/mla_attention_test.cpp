@@ -3,6 +3,9 @@
 // boundaries, odd head counts and dimensions, 1-token and odd-sized pages. Cache rows past the
 // sequence are NaN (FlashMLA's trick): any out-of-bounds read poisons the output.
 //
+// The decode kernel walks the cache in 64-key blocks; its outputs do not depend on the blocks
+// (the same FMA chains), and the 1-vs-2-thread forward tests check those bits.
+//
 // Tolerance: the scaled scores are O(1) sums of r + d_r <= 288 products of N(0,1) values times
 // 1/sqrt(r + d_r); two summation orders of K f32 terms differ by about sqrt(K)·eps·sqrt(Σ terms²)
 // ≈ 17·6e-8·1 ≈ 1e-6, and outputs are convex combinations of O(1) rows: ~1e-5 at most; 1e-4 absolute.
@@ -31,7 +34,9 @@ TEST(MlaAttention, GemmPathMatchesTwin) {
                         // 4-key groups, latent dims around its 8- and 32-wide chunks, odd heads
                         {1, 0, 16, 256, 32, 64}, {1, 574, 16, 256, 32, 64}, {1, 6, 3, 31, 1, 3},
                         {2, 7, 5, 32, 8, 8},     {3, 126, 7, 33, 7, 128},   {8, 120, 4, 64, 0, 16},
-                        {8, 1, 1, 7, 1, 2},      {5, 15, 2, 40, 24, 9}};
+                        {8, 1, 1, 7, 1, 2},      {5, 15, 2, 40, 24, 9},
+                        // contexts over several of its 64-key blocks, ending inside one
+                        {1, 200, 16, 256, 32, 64}, {2, 127, 5, 33, 7, 16}, {4, 190, 9, 24, 8, 32}};
   Rng rng(42);
   for (const Case& c : cases) {
     const int64_t T = c.start + c.S, row = c.r + c.dr;
