@@ -22,6 +22,7 @@
 #include "core/parallel_for.h"
 #include "kernels/avx2.h"
 #include "kernels/attention.h"
+#include "kernels/dispatch.h"
 #include "kernels/simd_avx2.h"
 
 #pragma GCC push_options
@@ -37,6 +38,13 @@ constexpr int64_t kKeyBlock = 64;    // cache rows per block: 74 KB at r + d_r =
 float* score_rows(int64_t queries, int64_t n) {
   thread_local std::vector<float> buf;
   if (int64_t(buf.size()) < queries * n) buf.resize(size_t(queries * n));
+  return buf.data();
+}
+
+// Per-thread interleaved query pairs of the AVX-512 path (`queries` x lat8 floats), grown once.
+float* pair_rows(int64_t queries, int64_t lat8) {
+  thread_local std::vector<float> buf;
+  if (int64_t(buf.size()) < queries * lat8) buf.resize(size_t(queries * lat8));
   return buf.data();
 }
 
@@ -115,13 +123,14 @@ void scores(float* const* s, const float* const* q, const float* const* row_ptr,
 
 // o[g][0..r) (+)= Σ_t p[g][t] · row_t[0..r), keys in order, for g < G: V = 8 / G vectors of dims
 // per query in registers per pass over the keys; `carry` continues the sums already in o (the
-// previous key blocks). Every output is one FMA chain over t, so the result does not depend on G,
-// V or the blocks (the scalar tail uses the same fused multiply-add).
+// previous key blocks); dims before j_begin are left alone. Every output is one FMA chain over t,
+// so the result does not depend on G, V or the blocks (the scalar tail uses the same fused
+// multiply-add).
 template <int G>
 void weighted_rows(float* const* o, const float* const* p, const float* const* row_ptr, int64_t n, int64_t r,
-                   bool carry) {
+                   bool carry, int64_t j_begin = 0) {
   constexpr int V = G == 4 ? 2 : 4;
-  int64_t j0 = 0;
+  int64_t j0 = j_begin;
   for (; j0 + 8 * V <= r; j0 += 8 * V) {
     __m256 acc[G][V];
 #pragma GCC unroll 4
@@ -154,11 +163,110 @@ void weighted_rows(float* const* o, const float* const* p, const float* const* r
   }
 }
 
+// AVX-512 twins for groups of four queries (the kAvx512 path), the same bits as the AVX2 code:
+//  - scores: a ZMM holds two queries' 8-lane chains side by side ([q_g | q_g+1], interleaved once
+//    per token into `qpair`) against one key's 8 values broadcast to both halves; 2 pairs x 8 keys
+//    = 16 accumulators, 10 loads per 16 FMAs of 16 lanes (AVX2: 6 loads per 8 FMAs of 8). Each
+//    half is the AVX2 chain of that (query, key), reduced with the same hsum4 tree.
+//  - outputs: 16 latent dims per ZMM, 4 queries x 4 ZMM; every output is its own chain over t in
+//    order, whatever the width.
+#define DSV3_AVX512 __attribute__((target("avx512f,avx2,fma,f16c")))
+// GCC 12's avx512fintrin.h builds the 256-bit broadcast and the cast down to 256 bits from an
+// `_mm512_undefined` operand, which -Wmaybe-uninitialized reports at every use (a false positive,
+// silent in later GCC).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+// qpair[(p * L + js) * 16 + h * 8 + l] = q_{2p+h}[8 js + l], L = lat / 8: pairs (0,1) and (2,3).
+DSV3_AVX512 void interleave_pairs(float* qpair, const float* const* q, int64_t lat) {
+  const int64_t L = lat / 8;
+  for (int p = 0; p < 2; ++p) {
+    for (int64_t js = 0; js < L; ++js) {
+      float* d = qpair + (p * L + js) * 16;
+      _mm256_storeu_ps(d, _mm256_loadu_ps(q[2 * p] + 8 * js));
+      _mm256_storeu_ps(d + 8, _mm256_loadu_ps(q[2 * p + 1] + 8 * js));
+    }
+  }
+}
+
+DSV3_AVX512 inline __m256 low_half(__m512 v) { return _mm512_castps512_ps256(v); }
+DSV3_AVX512 inline __m256 high_half(__m512 v) { return _mm512_castps512_ps256(_mm512_shuffle_f32x4(v, v, 0xEE)); }
+
+// scores<4> for the first n / 8 * 8 keys; returns how many keys it did.
+DSV3_AVX512 int64_t scores4_avx512(float* const* s, const float* qpair, const float* const* q,
+                                   const float* const* row_ptr, int64_t n, int64_t lat) {
+  constexpr int KB = 8;
+  const int64_t L = lat / 8, lat8 = L * 8;
+  int64_t t = 0;
+  for (; t + KB <= n; t += KB) {
+    const float* rows[KB];
+    for (int k = 0; k < KB; ++k) rows[k] = row_ptr[t + k];
+    __m512 acc[2][KB];
+#pragma GCC unroll 8
+    for (int k = 0; k < KB; ++k) acc[0][k] = acc[1][k] = _mm512_setzero_ps();
+    for (int64_t js = 0; js < L; ++js) {
+      const __m512 q0 = _mm512_loadu_ps(qpair + js * 16), q1 = _mm512_loadu_ps(qpair + (L + js) * 16);
+#pragma GCC unroll 8
+      for (int k = 0; k < KB; ++k) {
+        const __m512 rv = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps(rows[k] + 8 * js))));
+        acc[0][k] = _mm512_fmadd_ps(q0, rv, acc[0][k]);
+        acc[1][k] = _mm512_fmadd_ps(q1, rv, acc[1][k]);
+      }
+    }
+    for (int g = 0; g < 4; ++g) {
+      const __m512* a = acc[g / 2];
+      auto half = [&](int k) { return g % 2 == 0 ? low_half(a[k]) : high_half(a[k]); };
+      alignas(16) float out[KB];
+      _mm_store_ps(out, hsum4(half(0), half(1), half(2), half(3)));
+      _mm_store_ps(out + 4, hsum4(half(4), half(5), half(6), half(7)));
+      for (int k = 0; k < KB; ++k) {
+        float x = 0.0f;  // the scalar tail, as in scores<G>
+        for (int64_t j = lat8; j < lat; ++j) x += q[g][j] * rows[k][j];
+        s[g][t + k] = out[k] + (lat8 < lat ? x : 0.0f);
+      }
+    }
+  }
+  return t;
+}
+
+// weighted_rows<4> for dims [0, r / 64 * 64); returns the first dim it left.
+DSV3_AVX512 int64_t weighted_rows4_avx512(float* const* o, const float* const* p, const float* const* row_ptr,
+                                          int64_t n, int64_t r, bool carry) {
+  constexpr int V = 4;
+  int64_t j0 = 0;
+  for (; j0 + 16 * V <= r; j0 += 16 * V) {
+    __m512 acc[4][V];
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; ++g)
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) acc[g][v] = carry ? _mm512_loadu_ps(o[g] + j0 + 16 * v) : _mm512_setzero_ps();
+    for (int64_t t = 0; t < n; ++t) {
+      const float* row = row_ptr[t] + j0;
+      __m512 pv[4];
+#pragma GCC unroll 4
+      for (int g = 0; g < 4; ++g) pv[g] = _mm512_set1_ps(p[g][t]);
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) {
+        const __m512 rv = _mm512_loadu_ps(row + 16 * v);
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; ++g) acc[g][v] = _mm512_fmadd_ps(pv[g], rv, acc[g][v]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; ++g)
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) _mm512_storeu_ps(o[g] + j0 + 16 * v, acc[g][v]);
+  }
+  return j0;
+}
+#pragma GCC diagnostic pop
+
 // One group of G queries (indices i .. i + G of q and o_lat), with its score rows.
 struct Group {
   int64_t i;
   int G;
   float* s;
+  const float* qpair;  // the AVX-512 path's interleaved queries (G = 4), else null
 };
 
 template <int G>
@@ -170,7 +278,14 @@ void group_scores(const Group& grp, const float* q, const float* const* rows, in
     s[g] = grp.s + g * stride + t0;
     qs[g] = q + (grp.i + g) * lat;
   }
-  scores<G>(s, qs, rows + t0, nb, lat);
+  int64_t done = 0;
+  if constexpr (G == 4) {
+    if (grp.qpair != nullptr) done = scores4_avx512(s, grp.qpair, qs, rows + t0, nb, lat);
+  }
+  if (done < nb) {
+    for (int g = 0; g < G; ++g) s[g] += done;
+    scores<G>(s, qs, rows + t0 + done, nb - done, lat);
+  }
 }
 
 template <int G>
@@ -182,7 +297,11 @@ void group_outputs(const Group& grp, float* o_lat, const float* const* rows, int
     o[g] = o_lat + (grp.i + g) * r;
     p[g] = grp.s + g * stride + t0;
   }
-  weighted_rows<G>(o, p, rows + t0, nb, r, t0 > 0);
+  int64_t j_begin = 0;
+  if constexpr (G == 4) {
+    if (grp.qpair != nullptr) j_begin = weighted_rows4_avx512(o, p, rows + t0, nb, r, t0 > 0);
+  }
+  if (j_begin < r) weighted_rows<G>(o, p, rows + t0, nb, r, t0 > 0, j_begin);
 }
 
 // Queries [i0, i1) of one token, each seeing keys 0 .. n: groups of 4 (then 2, 1), key-blocked.
@@ -192,9 +311,18 @@ void attend_token(float* o_lat, const float* q, const float* const* rows, int64_
   float* s0 = score_rows(i1 - i0, capacity);
   thread_local std::vector<Group> groups;  // grows to the most heads per share, then stays
   groups.clear();
+  const bool wide = kernel_path() == KernelPath::kAvx512 && lat >= 8;
+  float* qpairs = wide ? pair_rows(i1 - i0, lat / 8 * 8) : nullptr;
   for (int64_t i = i0; i < i1;) {
     const int G = i1 - i >= kMaxGroup ? kMaxGroup : i1 - i >= 2 ? 2 : 1;
-    groups.push_back(Group{i, G, s0 + (i - i0) * n});
+    const float* qpair = nullptr;
+    if (wide && G == 4) {
+      float* d = qpairs + (i - i0) * (lat / 8 * 8);
+      const float* qs[4] = {q + i * lat, q + (i + 1) * lat, q + (i + 2) * lat, q + (i + 3) * lat};
+      interleave_pairs(d, qs, lat);
+      qpair = d;
+    }
+    groups.push_back(Group{i, G, s0 + (i - i0) * n, qpair});
     i += G;
   }
   auto each_group = [&](auto&& f4, auto&& f2, auto&& f1) {

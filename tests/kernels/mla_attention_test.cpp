@@ -4,7 +4,8 @@
 // sequence are NaN (FlashMLA's trick): any out-of-bounds read poisons the output.
 //
 // The decode kernel walks the cache in 64-key blocks; its outputs do not depend on the blocks
-// (the same FMA chains), and the 1-vs-2-thread forward tests check those bits.
+// (the same FMA chains), and the 1-vs-2-thread forward tests check those bits. Its AVX-512 twin
+// must give the AVX2 kernel's bits exactly.
 //
 // Tolerance: the scaled scores are O(1) sums of r + d_r <= 288 products of N(0,1) values times
 // 1/sqrt(r + d_r); two summation orders of K f32 terms differ by about sqrt(K)·eps·sqrt(Σ terms²)
@@ -12,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -38,6 +40,7 @@ TEST(MlaAttention, GemmPathMatchesTwin) {
                         // contexts over several of its 64-key blocks, ending inside one
                         {1, 200, 16, 256, 32, 64}, {2, 127, 5, 33, 7, 16}, {4, 190, 9, 24, 8, 32}};
   Rng rng(42);
+  const std::vector<KernelPath> paths = testing::available_paths();
   for (const Case& c : cases) {
     const int64_t T = c.start + c.S, row = c.r + c.dr;
     const int64_t pages = (T + c.page - 1) / c.page + 1;  // one spare page, fully poisoned
@@ -52,13 +55,20 @@ TEST(MlaAttention, GemmPathMatchesTwin) {
     std::vector<float> want(size_t(c.S * c.H * c.r)), got(want.size());
     const float scale = 1.0f / std::sqrt(float(row));
     mla_attention_latent_ref(want.data(), q.data(), view, c.S, c.H, c.r, c.dr, c.start, scale);
-    for (KernelPath path : testing::available_paths()) {
+    std::vector<float> avx2_bits;
+    for (KernelPath path : paths) {
       testing::ScopedKernelPath scoped(path);
       std::fill(got.begin(), got.end(), -1.0f);
       mla_attention_latent(got.data(), q.data(), view, c.S, c.H, c.r, c.dr, c.start, scale);
       for (size_t i = 0; i < got.size(); ++i) {
         ASSERT_NEAR(got[i], want[i], 1e-4) << "S=" << c.S << " start=" << c.start << " H=" << c.H << " i=" << i
                                            << " path=" << kernel_path_name(path);
+      }
+      // The AVX-512 decode kernels compute the AVX2 kernels' FMA chains: the same bits.
+      if (path == KernelPath::kAvx2) avx2_bits = got;
+      if (path == KernelPath::kAvx512 && !avx2_bits.empty()) {
+        ASSERT_EQ(std::memcmp(got.data(), avx2_bits.data(), got.size() * sizeof(float)), 0)
+            << "S=" << c.S << " start=" << c.start << " H=" << c.H;
       }
     }
   }
