@@ -3,8 +3,9 @@
 // which at one query token made attention over a 600-token context take a third of a decode
 // step. Here one parallel region splits the S·H queries. A thread takes its queries of one token
 // (same visible keys) together, in groups of up to four, and walks the cache in blocks of kKeyBlock
-// rows so that a block is read from memory once and then serves every group from L1/L2 (a
-// 2000-token context is 2.4 MB per layer, more than L2: one pass per group re-read it from L3):
+// rows so that a block is read from memory once and then serves every group from L1 (a
+// 2000-token context is 2.4 MB per layer, more than L2: one pass per group re-read it from L3;
+// blocks of 16/32/64/128 rows measured 76/74-94/69-92/68-84 GFLOP/s, bench attention_bench.cpp):
 //   1. scores, block by block: 2 cache rows x 4 queries of 8-wide FMA chains over r + d_r,
 //      reduced with a fixed horizontal-add tree (6 loads per 8 FMAs);
 //   2. softmax over the visible keys, with the vectorized exponential of exp_rows.h;
@@ -32,7 +33,7 @@ namespace dsv3::kernels::avx2 {
 namespace {
 
 constexpr int kMaxGroup = 4;         // queries attended together
-constexpr int64_t kKeyBlock = 64;    // cache rows per block: 74 KB at r + d_r = 288 (L2)
+constexpr int64_t kKeyBlock = 32;    // cache rows per block: 36 KB at r + d_r = 288 (L1)
 
 // Per-thread score rows (`queries` rows of n): grows to the longest need, then never reallocates.
 float* score_rows(int64_t queries, int64_t n) {
