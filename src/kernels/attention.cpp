@@ -8,6 +8,7 @@
 #include "kernels/avx2.h"
 #include "kernels/dispatch.h"
 #include "kernels/dot8.h"
+#include "kernels/exp_rows.h"
 #include "kernels/gemm.h"
 #include "kernels/matmul.h"
 
@@ -132,12 +133,14 @@ void mla_attention_latent(float* o_lat, const float* q, const LatentCacheView& c
       const int64_t n = std::min(P, keys - t0);
       gemm(scores + t0, keys, qb, lat, Op::N, cache.row(t0), cache.row_stride, Op::T, M, n, lat, false);
     }
-    // Causal mask, scale and softmax per row: query s sees keys t <= start_pos + s.
+    // Causal mask, scale and softmax per row (query s sees keys t <= start_pos + s), with the
+    // vectorized exponential of exp_rows.h: std::exp here was 7 % of a 2048-token prefill.
     parallel_for(M, [&](int64_t i) {
       float* row = scores + i * keys;
       const int64_t visible = start_pos + s0 + i / H + 1;
-      for (int64_t t = 0; t < visible; ++t) row[t] *= scale;
-      softmax_row(row, visible);
+      const float shift = scale * row_max(row, visible);
+      const double sum = row_sum_exp(row, visible, scale, shift);
+      row_exp(row, row, visible, scale, shift, float(1.0 / sum), false);
       std::fill(row + visible, row + keys, 0.0f);
     });
     // o_lat (M, r) = P (M, keys) · C (keys, r), accumulated page by page.
