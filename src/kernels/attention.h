@@ -52,9 +52,9 @@ struct LatentCacheView {
 // over t <= start_pos + s. q (S, H, r + d_r) holds [q_abs ; q_pe] per head, contiguous, so one dot
 // product with a cache row [c_kv ; k_pe] gives the whole score.
 //
-// The fast path treats the S·H query vectors as the rows of a matrix and the cache pages as
-// blocks of another: scores = Q·Rowsᵀ and o_lat = P·C are FP32 GEMMs (queries in blocks of
-// kQueryBlock tokens bound the score buffer). Decode-sized blocks (S <= kDecodeMaxTokens) on the
+// The fast path treats the S·H query vectors as the rows of a matrix and the visible cache rows,
+// gathered once per call, as another: scores = Q·Rowsᵀ and o_lat = P·C are FP32 GEMMs (queries in
+// blocks of kQueryBlock tokens bound the score buffer). Decode-sized blocks (S <= kDecodeMaxTokens) on the
 // AVX2 path skip the GEMMs: one parallel region over the queries, register-blocked dot products
 // and weighted sums straight off the cache pages (mla_decode_avx2.cpp). The _ref twin is one query
 // and one key at a time.
