@@ -38,7 +38,9 @@ TEST(MlaAttention, GemmPathMatchesTwin) {
                         {2, 7, 5, 32, 8, 8},     {3, 126, 7, 33, 7, 128},   {8, 120, 4, 64, 0, 16},
                         {8, 1, 1, 7, 1, 2},      {5, 15, 2, 40, 24, 9},
                         // contexts over several of its 64-key blocks, ending inside one
-                        {1, 200, 16, 256, 32, 64}, {2, 127, 5, 33, 7, 16}, {4, 190, 9, 24, 8, 32}};
+                        {1, 200, 16, 256, 32, 64}, {2, 127, 5, 33, 7, 16}, {4, 190, 9, 24, 8, 32},
+                        // groups of four whose latent row is not a multiple of 8 (scalar tails)
+                        {1, 100, 8, 33, 6, 16},    {3, 70, 4, 70, 3, 8}};
   Rng rng(42);
   const std::vector<KernelPath> paths = testing::available_paths();
   for (const Case& c : cases) {
