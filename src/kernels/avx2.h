@@ -17,6 +17,8 @@ void convert_f16_to_f32(float* out, const uint16_t* in, int64_t n);
 void convert_e4m3_to_f32(float* out, const uint8_t* in, int64_t n);
 void convert_f32_to_e4m3(uint8_t* out, const float* in, int64_t n);
 void round_f32_to_bf16(float* out, const float* in, int64_t n);
+float abs_max(const float* x, int64_t n);
+void abs_max_into(float* amax, const float* x, int64_t n);
 
 // out[0..n) = W[r, c0 .. c0 + n) in f32; NaN codes of E4M3 are not kept (see matmul.h).
 void dequantize_run(float* out, const WeightMatrix& w, int64_t r, int64_t c0, int64_t n);

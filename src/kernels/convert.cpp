@@ -39,4 +39,16 @@ void round_f32_to_bf16(float* out, const float* in, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = round_to_bf16(in[i]);
 }
 
+float abs_max(const float* x, int64_t n) {
+  if (avx2_kernels()) return avx2::abs_max(x, n);
+  float amax = 0.0f;
+  for (int64_t i = 0; i < n; ++i) amax = abs_max_step(amax, x[i]);
+  return amax;
+}
+
+void abs_max_into(float* amax, const float* x, int64_t n) {
+  if (avx2_kernels()) return avx2::abs_max_into(amax, x, n);
+  for (int64_t i = 0; i < n; ++i) amax[i] = abs_max_step(amax[i], x[i]);
+}
+
 }  // namespace dsv3::kernels

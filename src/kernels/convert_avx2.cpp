@@ -5,6 +5,7 @@
 
 
 #include "core/numeric.h"
+#include "kernels/convert.h"
 #include "kernels/avx2.h"
 #include "kernels/simd_avx2.h"
 
@@ -102,6 +103,38 @@ void convert_f32_to_e4m3(uint8_t* out, const float* in, int64_t n) {
     _mm_storel_epi64(reinterpret_cast<__m128i*>(out + i), _mm_packus_epi16(w, w));
   }
   for (; i < n; ++i) out[i] = f32_to_e4m3(in[i]);
+}
+
+// |x| in eight lanes with NaN skipped: maxps returns its second operand when either is NaN, so
+// max(|x|, acc) keeps acc for a NaN x, exactly as abs_max_step. Four accumulators hide the
+// latency; max is exact, so merging them in any order gives the scalar result.
+float abs_max(const float* x, int64_t n) {
+  const __m256 mag = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    a0 = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i), mag), a0);
+    a1 = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i + 8), mag), a1);
+    a2 = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i + 16), mag), a2);
+    a3 = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i + 24), mag), a3);
+  }
+  for (; i + 8 <= n; i += 8) a0 = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i), mag), a0);
+  const __m256 m = _mm256_max_ps(_mm256_max_ps(a0, a1), _mm256_max_ps(a2, a3));
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_max_ss(h, _mm_movehdup_ps(h));
+  float amax = _mm_cvtss_f32(h);
+  for (; i < n; ++i) amax = abs_max_step(amax, x[i]);
+  return amax;
+}
+
+void abs_max_into(float* amax, const float* x, int64_t n) {
+  const __m256 mag = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(amax + i, _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i), mag), _mm256_loadu_ps(amax + i)));
+  }
+  for (; i < n; ++i) amax[i] = abs_max_step(amax[i], x[i]);
 }
 
 }  // namespace dsv3::kernels::avx2

@@ -28,11 +28,6 @@ float pow2_ceil(float s) {
   return s;
 }
 
-// |x| maximum ignoring NaN (a NaN element still becomes a NaN code; it must not poison the scale).
-inline float absmax_step(float amax, float x) {
-  float a = std::fabs(x);
-  return a > amax ? a : amax;
-}
 
 // 128x1 groups from any element source: load(r, c) -> f32. Codes go to put(r, c, code) and the
 // scale of group (rb, c) to put_scale(rb, c, s). Work is split over row blocks.
@@ -45,8 +40,11 @@ void quantize_128x1_impl(int64_t rows, int64_t cols, ScaleFmt fmt, Load load, Pu
       const int64_t nc = std::min(kChunk, cols - c0);
       float amax[kChunk] = {};
       float inv[kChunk];
-      for (int64_t r = r0; r < r1; ++r)
-        for (int64_t j = 0; j < nc; ++j) amax[j] = absmax_step(amax[j], load(r, c0 + j));
+      float vals[kChunk];
+      for (int64_t r = r0; r < r1; ++r) {
+        for (int64_t j = 0; j < nc; ++j) vals[j] = load(r, c0 + j);
+        abs_max_into(amax, vals, nc);
+      }
       for (int64_t j = 0; j < nc; ++j) {
         float s = fp8_scale(amax[j], fmt);
         put_scale(rb, c0 + j, s);
@@ -88,8 +86,7 @@ void quantize_1x128(uint8_t* q, float* s, const float* x, int64_t rows, int64_t 
     const float* xr = x + r * ldx;
     for (int64_t g = 0; g < ng; ++g) {
       const int64_t c0 = g * kFp8Group, c1 = std::min(cols, c0 + kFp8Group);
-      float amax = 0.0f;
-      for (int64_t c = c0; c < c1; ++c) amax = absmax_step(amax, xr[c]);
+      const float amax = abs_max(xr + c0, c1 - c0);
       const float sc = fp8_scale(amax, fmt);
       const float inv = 1.0f / sc;
       s[r * ng + g] = sc;
@@ -115,8 +112,7 @@ void quantize_128x128(uint8_t* q, float* s, const float* w, int64_t rows, int64_
     for (int64_t cb = 0; cb < ncb; ++cb) {
       const int64_t c0 = cb * kFp8Group, c1 = std::min(cols, c0 + kFp8Group);
       float amax = 0.0f;  // the zero padding of a partial block could only lower amax: no-op
-      for (int64_t r = r0; r < r1; ++r)
-        for (int64_t c = c0; c < c1; ++c) amax = absmax_step(amax, w[r * cols + c]);
+      for (int64_t r = r0; r < r1; ++r) amax = std::max(amax, abs_max(w + r * cols + c0, c1 - c0));
       const float sc = fp8_scale(amax, fmt);
       const float inv = 1.0f / sc;
       s[rb * ncb + cb] = sc;
@@ -210,8 +206,7 @@ void quantize_e5m6_1x128(uint16_t* q, float* s, const float* x, int64_t rows, in
     const float* xr = x + r * ldx;
     for (int64_t g = 0; g < ng; ++g) {
       const int64_t c0 = g * kFp8Group, c1 = std::min(cols, c0 + kFp8Group);
-      float amax = 0.0f;
-      for (int64_t c = c0; c < c1; ++c) amax = absmax_step(amax, xr[c]);
+      const float amax = abs_max(xr + c0, c1 - c0);
       const float sc = pow2_ceil(std::max(amax, kFp8AmaxFloor) / kE5M6Max);
       const float inv = 1.0f / sc;  // exact: sc is a power of two
       s[r * ng + g] = sc;

@@ -104,6 +104,35 @@ TEST(Convert, F32ToBf16AndE4M3AndBf16RoundingMatchScalar) {
   });
 }
 
+// The quantizers' scale search: every path equals the scalar fold of abs_max_step (exact), on
+// random floats with NaN, ±inf, -0 and subnormals mixed in, for lengths around the vector widths.
+TEST(Convert, AbsMaxMatchesScalarFold) {
+  const float specials[] = {std::nanf(""), -std::nanf(""), INFINITY, -INFINITY, -0.0f, 1e-45f, -3e-39f};
+  Rng rng(11);
+  for (int64_t n : {0, 1, 7, 8, 9, 31, 32, 33, 127, 128, 129, 1000}) {
+    for (int trial = 0; trial < 20; ++trial) {
+      std::vector<float> x(size_t(n + kOffset)), acc(size_t(n + kOffset));
+      for (auto& v : x) v = rng.next_normal() * std::ldexp(1.0f, int(rng.next_bits() % 40) - 20);
+      for (auto& v : acc) v = std::fabs(rng.next_normal());
+      for (int k = 0; k < 3 && n > 0; ++k) x[size_t(kOffset + int64_t(rng.next_bits() % uint64_t(n)))] = specials[rng.next_bits() % 7];
+      if (trial == 0) std::fill(x.begin(), x.end(), std::nanf(""));  // all NaN: 0
+      float want = 0.0f;
+      std::vector<float> want_acc = acc;
+      for (int64_t i = 0; i < n; ++i) {
+        want = abs_max_step(want, x[size_t(kOffset + i)]);
+        want_acc[size_t(kOffset + i)] = abs_max_step(want_acc[size_t(kOffset + i)], x[size_t(kOffset + i)]);
+      }
+      testing::for_each_path([&](KernelPath path) {
+        EXPECT_TRUE(same(abs_max(x.data() + kOffset, n), want)) << "n=" << n << " path=" << kernel_path_name(path);
+        std::vector<float> got = acc;
+        abs_max_into(got.data() + kOffset, x.data() + kOffset, n);
+        for (int64_t i = 0; i < n; ++i)
+          EXPECT_TRUE(same(got[size_t(kOffset + i)], want_acc[size_t(kOffset + i)])) << "n=" << n << " i=" << i;
+      });
+    }
+  }
+}
+
 TEST(Convert, EmptyArraysAreFine) {
   testing::for_each_path([&](KernelPath) {
     convert_f32_to_bf16(nullptr, nullptr, 0);
