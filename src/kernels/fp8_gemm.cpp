@@ -216,10 +216,15 @@ __attribute__((target("avx2,fma,f16c"))) void blocked_gemm(float* C, int64_t ldc
           j0 += jw;
         }
       }
+      // The branch outside the loops lets them vectorize (inside, the loop stayed scalar).
       for (int64_t i = 0; i < mb; ++i) {
         float* crow = C + (m0 + i) * ldc + n0;
         const float* arow = acc + i * kNB;
-        for (int64_t j = 0; j < nn; ++j) crow[j] = accumulate ? crow[j] + arow[j] : arow[j];
+        if (accumulate) {
+          for (int64_t j = 0; j < nn; ++j) crow[j] += arow[j];
+        } else {
+          std::copy(arow, arow + nn, crow);
+        }
       }
     }
   });
