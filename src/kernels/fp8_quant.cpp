@@ -29,20 +29,31 @@ float pow2_ceil(float s) {
 }
 
 
-// 128x1 groups from any element source: load(r, c) -> f32. Codes go to put(r, c, code) and the
-// scale of group (rb, c) to put_scale(rb, c, s). Work is split over row blocks.
-template <typename Load, typename Put, typename PutScale>
-void quantize_128x1_impl(int64_t rows, int64_t cols, ScaleFmt fmt, Load load, Put put, PutScale put_scale) {
-  constexpr int64_t kChunk = 64;  // columns per pass: 128 rows x 64 f32 = 32 KB stays in cache
+constexpr int64_t kQuantChunk = 64;  // columns per pass: 128 rows x 64 f32 = 32 KB stays in cache
+static_assert(kFp8Group % kQuantChunk == 0);
+
+// Per-thread (kQuantChunk, 128) byte tile of quantize_128x1_transposed.
+uint8_t* transpose_tile() {
+  thread_local uint8_t tile[kQuantChunk * kFp8Group];
+  return tile;
+}
+
+// 128x1 groups from any row source: load_row(r, c0, n, out) writes elements (r, c0 .. c0 + n) as
+// f32. Codes go out a row segment at a time, put_row(r, c0, codes, n), then flush(r0, r1, c0, n)
+// once a row block's segment is done (a transposed destination writes whole columns there); the
+// scale of group (rb, c) goes to put_scale(rb, c, s). Work is split over row blocks.
+template <typename LoadRow, typename PutRow, typename Flush, typename PutScale>
+void quantize_128x1_impl(int64_t rows, int64_t cols, ScaleFmt fmt, LoadRow load_row, PutRow put_row, Flush flush,
+                         PutScale put_scale) {
   parallel_for(fp8_groups(rows), [&](int64_t rb) {
     const int64_t r0 = rb * kFp8Group, r1 = std::min(rows, r0 + kFp8Group);
-    for (int64_t c0 = 0; c0 < cols; c0 += kChunk) {
-      const int64_t nc = std::min(kChunk, cols - c0);
-      float amax[kChunk] = {};
-      float inv[kChunk];
-      float vals[kChunk];
+    for (int64_t c0 = 0; c0 < cols; c0 += kQuantChunk) {
+      const int64_t nc = std::min(kQuantChunk, cols - c0);
+      float amax[kQuantChunk] = {};
+      float inv[kQuantChunk];
+      float vals[kQuantChunk];
       for (int64_t r = r0; r < r1; ++r) {
-        for (int64_t j = 0; j < nc; ++j) vals[j] = load(r, c0 + j);
+        load_row(r, c0, nc, vals);
         abs_max_into(amax, vals, nc);
       }
       for (int64_t j = 0; j < nc; ++j) {
@@ -50,16 +61,23 @@ void quantize_128x1_impl(int64_t rows, int64_t cols, ScaleFmt fmt, Load load, Pu
         put_scale(rb, c0 + j, s);
         inv[j] = 1.0f / s;
       }
-      float scaled[kChunk];
-      uint8_t codes[kChunk];
+      uint8_t codes[kQuantChunk];
       for (int64_t r = r0; r < r1; ++r) {
-        for (int64_t j = 0; j < nc; ++j) scaled[j] = load(r, c0 + j) * inv[j];
-        convert_f32_to_e4m3(codes, scaled, nc);
-        for (int64_t j = 0; j < nc; ++j) put(r, c0 + j, codes[j]);
+        load_row(r, c0, nc, vals);
+        for (int64_t j = 0; j < nc; ++j) vals[j] *= inv[j];
+        convert_f32_to_e4m3(codes, vals, nc);
+        put_row(r, c0, codes, nc);
       }
+      flush(r0, r1, c0, nc);
     }
   });
 }
+
+// put_row / flush of a row-major (rows, cols) destination.
+auto row_major_codes(uint8_t* q, int64_t cols) {
+  return [=](int64_t r, int64_t c0, const uint8_t* codes, int64_t n) { std::copy(codes, codes + n, q + r * cols + c0); };
+}
+constexpr auto kNoFlush = [](int64_t, int64_t, int64_t, int64_t) {};
 
 }  // namespace
 
@@ -137,9 +155,9 @@ void dequantize_128x128(float* w, const uint8_t* q, const float* s, int64_t rows
 void quantize_128x1(uint8_t* q, float* s, const float* x, int64_t rows, int64_t cols, int64_t ldx,
                     ScaleFmt fmt) {
   quantize_128x1_impl(
-      rows, cols, fmt, [&](int64_t r, int64_t c) { return x[r * ldx + c]; },
-      [&](int64_t r, int64_t c, uint8_t code) { q[r * cols + c] = code; },
-      [&](int64_t rb, int64_t c, float sc) { s[rb * cols + c] = sc; });
+      rows, cols, fmt,
+      [&](int64_t r, int64_t c0, int64_t n, float* out) { std::copy(x + r * ldx + c0, x + r * ldx + c0 + n, out); },
+      row_major_codes(q, cols), kNoFlush, [&](int64_t rb, int64_t c, float sc) { s[rb * cols + c] = sc; });
 }
 
 void dequantize_128x1(float* x, const uint8_t* q, const float* s, int64_t rows, int64_t cols) {
@@ -153,22 +171,35 @@ void dequantize_128x1(float* x, const uint8_t* q, const float* s, int64_t rows, 
 void quantize_128x1_transposed(uint8_t* qt, float* st, const float* x, int64_t rows, int64_t cols,
                                int64_t ldx, ScaleFmt fmt) {
   const int64_t nrb = fp8_groups(rows);
+  // Codes are gathered per row block in a (chunk, 128) tile and written out a column at a time:
+  // storing each byte straight to qt[c * rows + r] scattered them `rows` bytes apart.
   quantize_128x1_impl(
-      rows, cols, fmt, [&](int64_t r, int64_t c) { return x[r * ldx + c]; },
-      [&](int64_t r, int64_t c, uint8_t code) { qt[c * rows + r] = code; },
+      rows, cols, fmt,
+      [&](int64_t r, int64_t c0, int64_t n, float* out) { std::copy(x + r * ldx + c0, x + r * ldx + c0 + n, out); },
+      [&](int64_t r, int64_t, const uint8_t* codes, int64_t n) {
+        uint8_t* tile = transpose_tile();
+        for (int64_t j = 0; j < n; ++j) tile[j * kFp8Group + r % kFp8Group] = codes[j];
+      },
+      [&](int64_t r0, int64_t r1, int64_t c0, int64_t n) {
+        const uint8_t* tile = transpose_tile();
+        for (int64_t j = 0; j < n; ++j) std::copy(tile + j * kFp8Group, tile + j * kFp8Group + (r1 - r0), qt + (c0 + j) * rows + r0);
+      },
       [&](int64_t rb, int64_t c, float sc) { st[c * nrb + rb] = sc; });
 }
 
 void requantize_1x128_to_128x1(uint8_t* q_out, float* s_out, const uint8_t* q_in, const float* s_in,
                                int64_t rows, int64_t cols, ScaleFmt fmt) {
   DSV3_CHECK(q_out != q_in, "requantize_1x128_to_128x1 cannot work in place");
-  const float* t = e4m3_value_table();
   const int64_t ng = fp8_groups(cols);
+  // A segment never crosses a 1x128 group (kQuantChunk divides 128): one input scale per segment.
   quantize_128x1_impl(
       rows, cols, fmt,
-      [&](int64_t r, int64_t c) { return t[q_in[r * cols + c]] * s_in[r * ng + c / kFp8Group]; },
-      [&](int64_t r, int64_t c, uint8_t code) { q_out[r * cols + c] = code; },
-      [&](int64_t rb, int64_t c, float sc) { s_out[rb * cols + c] = sc; });
+      [&](int64_t r, int64_t c0, int64_t n, float* out) {
+        convert_e4m3_to_f32(out, q_in + r * cols + c0, n);
+        const float sc = s_in[r * ng + c0 / kFp8Group];
+        for (int64_t j = 0; j < n; ++j) out[j] *= sc;
+      },
+      row_major_codes(q_out, cols), kNoFlush, [&](int64_t rb, int64_t c, float sc) { s_out[rb * cols + c] = sc; });
 }
 
 void transpose_codes(uint8_t* out, const uint8_t* in, int64_t rows, int64_t cols) {
