@@ -38,8 +38,8 @@ uint8_t* transpose_tile() {
   return tile;
 }
 
-// 128x1 groups from any row source: load_row(r, c0, n, out) writes elements (r, c0 .. c0 + n) as
-// f32. Codes go out a row segment at a time, put_row(r, c0, codes, n), then flush(r0, r1, c0, n)
+// 128x1 groups from any row source: load_row(r, c0, n, buf) returns elements (r, c0 .. c0 + n)
+// as f32, from the source itself or written to buf. Codes go out a row segment at a time, put_row(r, c0, codes, n), then flush(r0, r1, c0, n)
 // once a row block's segment is done (a transposed destination writes whole columns there); the
 // scale of group (rb, c) goes to put_scale(rb, c, s). Work is split over row blocks.
 template <typename LoadRow, typename PutRow, typename Flush, typename PutScale>
@@ -52,20 +52,18 @@ void quantize_128x1_impl(int64_t rows, int64_t cols, ScaleFmt fmt, LoadRow load_
       float amax[kQuantChunk] = {};
       float inv[kQuantChunk];
       float vals[kQuantChunk];
-      for (int64_t r = r0; r < r1; ++r) {
-        load_row(r, c0, nc, vals);
-        abs_max_into(amax, vals, nc);
-      }
+      for (int64_t r = r0; r < r1; ++r) abs_max_into(amax, load_row(r, c0, nc, vals), nc);
       for (int64_t j = 0; j < nc; ++j) {
         float s = fp8_scale(amax[j], fmt);
         put_scale(rb, c0 + j, s);
         inv[j] = 1.0f / s;
       }
       uint8_t codes[kQuantChunk];
+      float scaled[kQuantChunk];
       for (int64_t r = r0; r < r1; ++r) {
-        load_row(r, c0, nc, vals);
-        for (int64_t j = 0; j < nc; ++j) vals[j] *= inv[j];
-        convert_f32_to_e4m3(codes, vals, nc);
+        const float* v = load_row(r, c0, nc, vals);
+        for (int64_t j = 0; j < nc; ++j) scaled[j] = v[j] * inv[j];
+        convert_f32_to_e4m3(codes, scaled, nc);
         put_row(r, c0, codes, nc);
       }
       flush(r0, r1, c0, nc);
@@ -156,7 +154,7 @@ void quantize_128x1(uint8_t* q, float* s, const float* x, int64_t rows, int64_t 
                     ScaleFmt fmt) {
   quantize_128x1_impl(
       rows, cols, fmt,
-      [&](int64_t r, int64_t c0, int64_t n, float* out) { std::copy(x + r * ldx + c0, x + r * ldx + c0 + n, out); },
+      [&](int64_t r, int64_t c0, int64_t, float*) { return x + r * ldx + c0; },
       row_major_codes(q, cols), kNoFlush, [&](int64_t rb, int64_t c, float sc) { s[rb * cols + c] = sc; });
 }
 
@@ -175,7 +173,7 @@ void quantize_128x1_transposed(uint8_t* qt, float* st, const float* x, int64_t r
   // storing each byte straight to qt[c * rows + r] scattered them `rows` bytes apart.
   quantize_128x1_impl(
       rows, cols, fmt,
-      [&](int64_t r, int64_t c0, int64_t n, float* out) { std::copy(x + r * ldx + c0, x + r * ldx + c0 + n, out); },
+      [&](int64_t r, int64_t c0, int64_t, float*) { return x + r * ldx + c0; },
       [&](int64_t r, int64_t, const uint8_t* codes, int64_t n) {
         uint8_t* tile = transpose_tile();
         for (int64_t j = 0; j < n; ++j) tile[j * kFp8Group + r % kFp8Group] = codes[j];
@@ -194,10 +192,11 @@ void requantize_1x128_to_128x1(uint8_t* q_out, float* s_out, const uint8_t* q_in
   // A segment never crosses a 1x128 group (kQuantChunk divides 128): one input scale per segment.
   quantize_128x1_impl(
       rows, cols, fmt,
-      [&](int64_t r, int64_t c0, int64_t n, float* out) {
-        convert_e4m3_to_f32(out, q_in + r * cols + c0, n);
+      [&](int64_t r, int64_t c0, int64_t n, float* buf) {
+        convert_e4m3_to_f32(buf, q_in + r * cols + c0, n);
         const float sc = s_in[r * ng + c0 / kFp8Group];
-        for (int64_t j = 0; j < n; ++j) out[j] *= sc;
+        for (int64_t j = 0; j < n; ++j) buf[j] *= sc;
+        return static_cast<const float*>(buf);
       },
       row_major_codes(q_out, cols), kNoFlush, [&](int64_t rb, int64_t c, float sc) { s_out[rb * cols + c] = sc; });
 }
