@@ -1,7 +1,6 @@
-// AVX2 path of the absorbed-MLA attention for decode-sized query blocks (S <= kDecodeMaxTokens;
-// attention.h). The GEMM path costs a fork/join and a packing per cache page and per product,
-// which at one query token made attention over a 600-token context take a third of a decode
-// step. Here one parallel region splits the S·H queries. A thread takes its queries of one token
+// AVX2 path (with AVX-512 twins) of the absorbed-MLA attention for decode-sized query blocks
+// (S <= kDecodeMaxTokens; attention.h). The GEMM path's fork/joins and packing, per cache page as
+// it then was, made attention over a 600-token context take a third of a decode step. Here one parallel region splits the S·H queries. A thread takes its queries of one token
 // (same visible keys) together, in groups of up to four, and walks the cache in blocks of kKeyBlock
 // rows so that a block is read from memory once and then serves every group from L1 (a
 // 2000-token context is 2.4 MB per layer, more than L2: one pass per group re-read it from L3;
@@ -35,7 +34,8 @@ namespace {
 constexpr int kMaxGroup = 4;         // queries attended together
 constexpr int64_t kKeyBlock = 32;    // cache rows per block: 36 KB at r + d_r = 288 (L1)
 
-// Per-thread score rows (`queries` rows of n): grows to the longest need, then never reallocates.
+// Per-thread score rows (`queries` rows of n floats): grows to the largest request, then never
+// reallocates (callers ask for the cache capacity, not the context).
 float* score_rows(int64_t queries, int64_t n) {
   thread_local std::vector<float> buf;
   if (int64_t(buf.size()) < queries * n) buf.resize(size_t(queries * n));
@@ -375,4 +375,5 @@ void mla_attention_decode(float* o_lat, const float* q, const LatentCacheView& c
 
 }  // namespace dsv3::kernels::avx2
 
+#undef DSV3_AVX512
 #pragma GCC pop_options
