@@ -154,13 +154,8 @@ class F32B final : public BPanelSource {
           const float* src = b_ + (k0 + k) * ldb_ + j0 + p;
           for (int64_t j = 0; j < kNR; ++j) dst[k * kNR + j] = j < cols ? src[j] : 0.0f;
         }
-      } else if (cols == kNR) {  // op(B)[k, j] = b[j * ldb + k]: 16 stored rows, 8 k at a time
-        const float* src = b_ + (j0 + p) * ldb_ + k0;
-        int64_t k = 0;
-        for (; k + 8 <= nk; k += 8) pack16x8(dst + k * kNR, src + k, ldb_);
-        for (; k < nk; ++k) {
-          for (int64_t j = 0; j < kNR; ++j) dst[k * kNR + j] = src[j * ldb_ + k];
-        }
+      } else if (cols == kNR) {  // op(B)[k, j] = b[j * ldb + k]: 16 stored rows
+        pack_rows_as_b_panel(dst, b_ + (j0 + p) * ldb_ + k0, ldb_, nk);
       } else {  // each stored row becomes one column of the panel
         std::memset(dst, 0, size_t(nk * kNR) * sizeof(float));
         for (int64_t j = 0; j < cols; ++j) {
@@ -178,6 +173,14 @@ class F32B final : public BPanelSource {
 };
 
 }  // namespace
+
+void pack_rows_as_b_panel(float* dst, const float* rows, int64_t ld, int64_t nk) {
+  int64_t k = 0;
+  for (; k + 8 <= nk; k += 8) pack16x8(dst + k * kNR, rows + k, ld);
+  for (; k < nk; ++k) {
+    for (int64_t j = 0; j < kNR; ++j) dst[k * kNR + j] = rows[j * ld + k];
+  }
+}
 
 void F32PanelsA::pack(float* dst, int64_t i0, int64_t ni, int64_t k0, int64_t nk) const {
   if (transposed_) {

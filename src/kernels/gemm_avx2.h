@@ -56,6 +56,10 @@ class F32PanelsA final : public APanelSource {
 void gemm_blocked(float* c, int64_t ldc, int64_t m_begin, int64_t m_end, int64_t n_begin, int64_t n_end,
                   int64_t K, const APanelSource& a, const BPanelSource& b, bool accumulate);
 
+// One B micro-panel from 16 stored rows (row j at rows + j * ld, nk values each): dst[k * 16 + j] =
+// rows[j * ld + k], written with 8x8 transposes. This is op(B) = Bᵀ, the forward x·Wᵀ of a Linear.
+void pack_rows_as_b_panel(float* dst, const float* rows, int64_t ld, int64_t nk);
+
 // A per-thread, 64-byte aligned float buffer for slot 0..3, grown on demand and kept.
 float* thread_scratch(int slot, int64_t n);
 

@@ -315,15 +315,15 @@ void decode_t(float* y, int64_t ldy, const float* x, int64_t ldx, const WeightMa
 class WeightTransposedB final : public BPanelSource {
  public:
   explicit WeightTransposedB(const WeightMatrix& w) : w_(w) {}
+  // Each micro-panel's 16 weight rows are widened into a (16, nk) buffer, then transposed into
+  // the panel 8x8 at a time (a scalar store per value before: ~10 % of a prefill).
   void pack(float* dst, int64_t k0, int64_t nk, int64_t j0, int64_t nj) const override {
-    alignas(32) float row[kKC];
+    alignas(32) float rows[kNR * kKC];
     for (int64_t p = 0; p < nj; p += kNR, dst += nk * kNR) {
       const int64_t cols = std::min(kNR, nj - p);
-      if (cols < kNR) std::memset(dst, 0, size_t(nk * kNR) * sizeof(float));
-      for (int64_t j = 0; j < cols; ++j) {
-        dequantize_run(row, w_, j0 + p + j, k0, nk);
-        for (int64_t k = 0; k < nk; ++k) dst[k * kNR + j] = row[k];
-      }
+      for (int64_t j = 0; j < cols; ++j) dequantize_run(rows + j * nk, w_, j0 + p + j, k0, nk);
+      std::fill(rows + cols * nk, rows + kNR * nk, 0.0f);
+      pack_rows_as_b_panel(dst, rows, nk, nk);
     }
   }
 
