@@ -28,7 +28,6 @@ float pow2_ceil(float s) {
   return s;
 }
 
-
 constexpr int64_t kQuantChunk = 64;  // columns per pass: 128 rows x 64 f32 = 32 KB stays in cache
 static_assert(kFp8Group % kQuantChunk == 0);
 
@@ -39,9 +38,10 @@ uint8_t* transpose_tile() {
 }
 
 // 128x1 groups from any row source: load_row(r, c0, n, buf) returns elements (r, c0 .. c0 + n)
-// as f32, from the source itself or written to buf. Codes go out a row segment at a time, put_row(r, c0, codes, n), then flush(r0, r1, c0, n)
-// once a row block's segment is done (a transposed destination writes whole columns there); the
-// scale of group (rb, c) goes to put_scale(rb, c, s). Work is split over row blocks.
+// as f32, from the source itself or written to buf. Codes go out a row segment at a time,
+// put_row(r, c0, codes, n), then flush(r0, r1, c0, n) once a row block's segment is done (a
+// transposed destination writes whole columns there); the scale of group (rb, c) goes to
+// put_scale(rb, c, s). Work is split over row blocks.
 template <typename LoadRow, typename PutRow, typename Flush, typename PutScale>
 void quantize_128x1_impl(int64_t rows, int64_t cols, ScaleFmt fmt, LoadRow load_row, PutRow put_row, Flush flush,
                          PutScale put_scale) {
@@ -73,7 +73,9 @@ void quantize_128x1_impl(int64_t rows, int64_t cols, ScaleFmt fmt, LoadRow load_
 
 // put_row / flush of a row-major (rows, cols) destination.
 auto row_major_codes(uint8_t* q, int64_t cols) {
-  return [=](int64_t r, int64_t c0, const uint8_t* codes, int64_t n) { std::copy(codes, codes + n, q + r * cols + c0); };
+  return [=](int64_t r, int64_t c0, const uint8_t* codes, int64_t n) {
+    std::copy(codes, codes + n, q + r * cols + c0);
+  };
 }
 constexpr auto kNoFlush = [](int64_t, int64_t, int64_t, int64_t) {};
 
@@ -180,7 +182,10 @@ void quantize_128x1_transposed(uint8_t* qt, float* st, const float* x, int64_t r
       },
       [&](int64_t r0, int64_t r1, int64_t c0, int64_t n) {
         const uint8_t* tile = transpose_tile();
-        for (int64_t j = 0; j < n; ++j) std::copy(tile + j * kFp8Group, tile + j * kFp8Group + (r1 - r0), qt + (c0 + j) * rows + r0);
+        for (int64_t j = 0; j < n; ++j) {
+          const uint8_t* column = tile + j * kFp8Group;
+          std::copy(column, column + (r1 - r0), qt + (c0 + j) * rows + r0);
+        }
       },
       [&](int64_t rb, int64_t c, float sc) { st[c * nrb + rb] = sc; });
 }

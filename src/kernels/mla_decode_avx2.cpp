@@ -1,7 +1,8 @@
 // AVX2 path (with AVX-512 twins) of the absorbed-MLA attention for decode-sized query blocks
 // (S <= kDecodeMaxTokens; attention.h). The GEMM path's fork/joins and packing, per cache page as
-// it then was, made attention over a 600-token context take a third of a decode step. Here one parallel region splits the S·H queries. A thread takes its queries of one token
-// (same visible keys) together, in groups of up to four, and walks the cache in blocks of kKeyBlock
+// it then was, made attention over a 600-token context take a third of a decode step. Here one
+// parallel region splits the S·H queries. A thread takes its queries of one token (same visible
+// keys) together, in groups of up to four, and walks the cache in blocks of kKeyBlock
 // rows so that a block is read from memory once and then serves every group from L1 (a
 // 2000-token context is 2.4 MB per layer, more than L2: one pass per group re-read it from L3;
 // blocks of 16/32/64/128 rows measured 76/74-94/69-92/68-84 GFLOP/s, bench attention_bench.cpp):

@@ -114,7 +114,9 @@ TEST(Convert, AbsMaxMatchesScalarFold) {
       std::vector<float> x(size_t(n + kOffset)), acc(size_t(n + kOffset));
       for (auto& v : x) v = rng.next_normal() * std::ldexp(1.0f, int(rng.next_bits() % 40) - 20);
       for (auto& v : acc) v = std::fabs(rng.next_normal());
-      for (int k = 0; k < 3 && n > 0; ++k) x[size_t(kOffset + int64_t(rng.next_bits() % uint64_t(n)))] = specials[rng.next_bits() % 7];
+      for (int k = 0; k < 3 && n > 0; ++k) {
+        x[size_t(kOffset + int64_t(rng.next_bits() % uint64_t(n)))] = specials[rng.next_bits() % 7];
+      }
       if (trial == 0) std::fill(x.begin(), x.end(), std::nanf(""));  // all NaN: 0
       float want = 0.0f;
       std::vector<float> want_acc = acc;
