@@ -28,8 +28,8 @@ float dot(const float* a, const float* b, int64_t n) {
   return acc;
 }
 
-// Score buffer of the GEMM path (one per calling thread; the GEMMs parallelize inside).
-// Per-thread buffers of the GEMM path (slot 0: scores, 1: the gathered cache rows), grown once.
+// Buffers of the GEMM path, one set per calling thread (the GEMMs parallelize inside): slot 0
+// the scores, slot 1 the gathered cache rows; grown once, then kept.
 float* gemm_scratch(int slot, int64_t n) {
   thread_local std::vector<float> buf[2];
   if (int64_t(buf[slot].size()) < n) buf[slot].resize(size_t(n));

@@ -35,23 +35,25 @@ namespace {
 constexpr int kMaxGroup = 4;         // queries attended together
 constexpr int64_t kKeyBlock = 32;    // cache rows per block: 36 KB at r + d_r = 288 (L1)
 
-// Per-thread score rows (`queries` rows of n floats): grows to the largest request, then never
-// reallocates (callers ask for the cache capacity, not the context).
-float* score_rows(int64_t queries, int64_t n) {
-  thread_local std::vector<float> buf;
-  if (int64_t(buf.size()) < queries * n) buf.resize(size_t(queries * n));
-  return buf.data();
+// Per-thread float buffers, grown to the largest request and then kept: slot 0 holds the score
+// rows (callers ask for queries x the cache capacity, not the context, so it grows once), slot 1
+// the AVX-512 path's interleaved query pairs.
+enum ScratchSlot { kScoreRows = 0, kQueryPairs = 1 };
+float* thread_floats(ScratchSlot slot, int64_t n) {
+  thread_local std::vector<float> buf[2];
+  if (int64_t(buf[slot].size()) < n) buf[slot].resize(size_t(n));
+  return buf[slot].data();
 }
 
-// Per-thread interleaved query pairs of the AVX-512 path (`queries` x lat8 floats), grown once.
-float* pair_rows(int64_t queries, int64_t lat8) {
-  thread_local std::vector<float> buf;
-  if (int64_t(buf.size()) < queries * lat8) buf.resize(size_t(queries * lat8));
-  return buf.data();
+// The scalar part of a score, dims [lat8, lat) (0 when lat is a multiple of 8), added last.
+inline float score_tail(const float* qg, const float* row, int64_t lat8, int64_t lat) {
+  float x = 0.0f;
+  for (int64_t j = lat8; j < lat; ++j) x += qg[j] * row[j];
+  return x;
 }
 
 // Addresses of cache rows 0..n), page by page (LatentCacheView::row divides per call, which cost
-// more than the arithmetic of a row in the inner loops). Per thread, grown once like the scores.
+// more than the arithmetic of a row in the inner loops). Per thread, grown once like thread_floats.
 const float* const* cache_rows(const LatentCacheView& cache, int64_t n) {
   thread_local std::vector<const float*> buf;
   if (int64_t(buf.size()) < cache.capacity) buf.resize(size_t(cache.capacity));
@@ -75,11 +77,6 @@ inline __m128 hsum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3) {
 template <int G>
 void scores(float* const* s, const float* const* q, const float* const* row_ptr, int64_t n, int64_t lat) {
   const int64_t lat8 = lat / 8 * 8;
-  auto tail = [&](const float* qg, const float* row) {
-    float x = 0.0f;
-    for (int64_t j = lat8; j < lat; ++j) x += qg[j] * row[j];
-    return x;
-  };
   constexpr int KB = G == 4 ? 2 : 4;
   int64_t t = 0;
   for (; t + KB <= n; t += KB) {
@@ -105,7 +102,7 @@ void scores(float* const* s, const float* const* q, const float* const* row_ptr,
     for (int g = 0; g < G; ++g) {
       alignas(16) float out[4];
       _mm_store_ps(out, hsum4(acc[g][0], acc[g][1], acc[g][2], acc[g][3]));
-      for (int k = 0; k < KB; ++k) s[g][t + k] = out[k] + (lat8 < lat ? tail(q[g], rows[k]) : 0.0f);
+      for (int k = 0; k < KB; ++k) s[g][t + k] = out[k] + score_tail(q[g], rows[k], lat8, lat);
     }
   }
   for (; t < n; ++t) {  // the last n % 4 keys: the same chain per key, a zero vector for the others
@@ -118,7 +115,7 @@ void scores(float* const* s, const float* const* q, const float* const* row_ptr,
     }
     const __m256 z = _mm256_setzero_ps();
     for (int g = 0; g < G; ++g) {
-      s[g][t] = _mm_cvtss_f32(hsum4(acc[g], z, z, z)) + (lat8 < lat ? tail(q[g], row) : 0.0f);
+      s[g][t] = _mm_cvtss_f32(hsum4(acc[g], z, z, z)) + score_tail(q[g], row, lat8, lat);
     }
   }
 }
@@ -221,11 +218,7 @@ DSV3_AVX512 int64_t scores4_avx512(float* const* s, const float* qpair, const fl
       alignas(16) float out[KB];
       _mm_store_ps(out, hsum4(half(0), half(1), half(2), half(3)));
       _mm_store_ps(out + 4, hsum4(half(4), half(5), half(6), half(7)));
-      for (int k = 0; k < KB; ++k) {
-        float x = 0.0f;  // the scalar tail, as in scores<G>
-        for (int64_t j = lat8; j < lat; ++j) x += q[g][j] * rows[k][j];
-        s[g][t + k] = out[k] + (lat8 < lat ? x : 0.0f);
-      }
+      for (int k = 0; k < KB; ++k) s[g][t + k] = out[k] + score_tail(q[g], rows[k], lat8, lat);
     }
   }
   return t;
@@ -310,11 +303,11 @@ void group_outputs(const Group& grp, float* o_lat, const float* const* rows, int
 // `capacity` (the cache's) sizes the score rows, so they grow once rather than with n.
 void attend_token(float* o_lat, const float* q, const float* const* rows, int64_t i0, int64_t i1, int64_t n,
                   int64_t capacity, int64_t r, int64_t lat, float scale) {
-  float* s0 = score_rows(i1 - i0, capacity);
+  float* s0 = thread_floats(kScoreRows, (i1 - i0) * capacity);
   thread_local std::vector<Group> groups;  // grows to the most heads per share, then stays
   groups.clear();
   const bool wide = kernel_path() == KernelPath::kAvx512 && lat >= 8;
-  float* qpairs = wide ? pair_rows(i1 - i0, lat / 8 * 8) : nullptr;
+  float* qpairs = wide ? thread_floats(kQueryPairs, (i1 - i0) * (lat / 8 * 8)) : nullptr;
   for (int64_t i = i0; i < i1;) {
     const int G = i1 - i >= kMaxGroup ? kMaxGroup : i1 - i >= 2 ? 2 : 1;
     const float* qpair = nullptr;
