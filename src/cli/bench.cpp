@@ -42,12 +42,15 @@ int run_bench_cli(BenchCliOptions& o) {
                         {"kernels", std::string(kernels::kernel_path_name(kernels::kernel_path()))},
                         {"prompt", o.bench.prompt},
                         {"gen", o.bench.gen},
+                        {"batch", o.bench.batch},
                         {"prefill_tok_s", r->prefill_tok_s},
                         {"decode_tok_s", r->decode_tok_s},
                         {"bandwidth_gb_s", r->bandwidth_gb_s},
                         {"bytes_per_token", r->bytes_per_token},
                         {"weight_bytes_per_token", r->weight_bytes_per_token},
                         {"kv_bytes_per_token", r->kv_bytes_per_token},
+                        {"bytes_per_step", r->bytes_per_step},
+                        {"routed_experts_per_layer", r->routed_experts_per_layer},
                         {"decode_bound_tok_s", r->decode_bound_tok_s},
                         {"decode_fraction_of_bound", r->decode_tok_s / r->decode_bound_tok_s},
                         {"prefill_gflop_per_token", r->prefill_gflop_per_token},
@@ -55,14 +58,18 @@ int run_bench_cli(BenchCliOptions& o) {
     fmt::print("{}\n", j.dump(2));
     return 0;
   }
-  fmt::print("config {}  dtype {} (head {})  threads {}  kernels {}  prompt {}  gen {}\n", o.config, o.dtype,
-             o.head_dtype, r->threads, kernels::kernel_path_name(kernels::kernel_path()), o.bench.prompt, o.bench.gen);
+  fmt::print("config {}  dtype {} (head {})  threads {}  kernels {}  prompt {}  gen {}  batch {}\n", o.config,
+             o.dtype, o.head_dtype, r->threads, kernels::kernel_path_name(kernels::kernel_path()), o.bench.prompt,
+             o.bench.gen, o.bench.batch);
   fmt::print("prefill  {:9.1f} tok/s   ({:.1f} GFLOP/s at {:.3f} GFLOP/token)\n", r->prefill_tok_s,
              r->prefill_tok_s * r->prefill_gflop_per_token, r->prefill_gflop_per_token);
-  fmt::print("decode   {:9.1f} tok/s\n", r->decode_tok_s);
+  fmt::print("decode   {:9.1f} tok/s{}\n", r->decode_tok_s,
+             o.bench.batch > 1 ? fmt::format(" ({} sequences together)", o.bench.batch) : std::string());
   fmt::print("memory read bandwidth {:.1f} GB/s; bytes per decoded token {:.1f} MB (weights {:.1f} MB, KV {:.2f} MB)\n",
              r->bandwidth_gb_s, r->bytes_per_token / 1e6, r->weight_bytes_per_token / 1e6,
              r->kv_bytes_per_token / 1e6);
+  fmt::print("bytes per decode step {:.1f} MB; routed experts per MoE layer and step {:.2f}\n", r->bytes_per_step / 1e6,
+             r->routed_experts_per_layer);
   fmt::print("decode bound {:.1f} tok/s; achieved / bound = {:.1f}%\n", r->decode_bound_tok_s,
              100.0 * r->decode_tok_s / r->decode_bound_tok_s);
   return 0;
@@ -79,6 +86,7 @@ RunFn setup_bench(CLI::App& app) {
   app.add_option("--threads", o->threads, "threads (default: all cores)");
   app.add_option("--prompt", o->bench.prompt, "prompt tokens (prefill)");
   app.add_option("--gen", o->bench.gen, "generated tokens (decode)");
+  app.add_option("--batch", o->bench.batch, "sequences decoded together, one token each per step (1-64)");
   app.add_option("--repeats", o->bench.repeats, "runs to take the median of")->check(CLI::PositiveNumber);
   app.add_option("--seed", o->bench.seed, "weights and prompt seed");
   app.add_option("--bandwidth-mib", o->bandwidth_mib, "array size of the read-bandwidth measurement (well above L3)")

@@ -18,6 +18,9 @@ struct BenchOptions {
   DType head_dtype = DType::F8_E4M3;
   int64_t prompt = 512;
   int64_t gen = 128;
+  // Sequences decoded together (continuous batching, as the server runs them): each step is one
+  // forward over one new token of every sequence, so the weights stream once for all of them.
+  int64_t batch = 1;
   int repeats = 3;  // medians over this many runs
   int64_t bandwidth_bytes = int64_t(1) << 30;  // array read by the bandwidth measurement
   uint64_t seed = 1;
@@ -25,11 +28,17 @@ struct BenchOptions {
 
 struct BenchResult {
   double prefill_tok_s = 0;
-  double decode_tok_s = 0;
+  double decode_tok_s = 0;  // all sequences together
   double bandwidth_gb_s = 0;
-  // Bytes one decoded token reads: attention of every layer, dense MLPs, per MoE layer the router,
-  // shared and top-k routed experts, the head, one embedding row; plus the KV cache at the mean
-  // decode position.
+  // Bytes one decode step reads: attention of every layer, dense MLPs, per MoE layer the router,
+  // the shared experts and every routed expert the step's tokens chose (counted while decoding:
+  // top-k for one sequence, fewer than batch x top-k when tokens share experts), the head, one
+  // embedding row per sequence; plus each sequence's KV cache at the mean decode position.
+  double bytes_per_step = 0;
+  double weight_bytes_per_step = 0;
+  double kv_bytes_per_step = 0;
+  double routed_experts_per_layer = 0;  // distinct routed experts per MoE layer and step
+  // The same per decoded token (per step / batch).
   double bytes_per_token = 0;
   double weight_bytes_per_token = 0;
   double kv_bytes_per_token = 0;

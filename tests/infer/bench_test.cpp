@@ -1,6 +1,7 @@
 // `dsv3 bench` (infer/bench.h): the byte count behind the decode bound, and the CLI's JSON.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -45,6 +46,38 @@ TEST(Bench, HeadDtypeChangesBytesPerTokenByExactlyTheHeadsBytes) {
   }
 }
 
+// A batch shares experts: the bytes of a step count each distinct routed expert once, as measured
+// while decoding, and one sequence always reads exactly its top-k.
+TEST(Bench, BatchCountsEachRoutedExpertItsTokensShareOnce) {
+  const ModelConfig c = testing::odd_shapes_v3_config();
+  BenchOptions o = small_run(DType::F32, DType::F32);
+  auto one = run_bench(c, o);
+  o.batch = 4;
+  auto four = run_bench(c, o);
+  ASSERT_TRUE(one.is_ok()) << one.message();
+  ASSERT_TRUE(four.is_ok()) << four.message();
+  const double k = double(c.n_activated_experts), E = double(c.n_routed_experts);
+  EXPECT_DOUBLE_EQ(one->routed_experts_per_layer, k);
+  EXPECT_GT(four->routed_experts_per_layer, k);
+  EXPECT_LE(four->routed_experts_per_layer, std::min(E, 4 * k));
+  // F32 experts: gate, up and down of dim x moe_inter_dim; three more embedding rows.
+  const double expert = 3.0 * double(c.dim) * double(c.moe_inter_dim) * 4.0;
+  const double moe_layers = double(c.n_layers - c.n_dense_layers);
+  EXPECT_NEAR(four->weight_bytes_per_step - one->weight_bytes_per_step,
+              (four->routed_experts_per_layer - k) * moe_layers * expert + 3.0 * double(c.dim) * 4.0, 1e-6);
+  EXPECT_DOUBLE_EQ(four->kv_bytes_per_step, 4.0 * one->kv_bytes_per_step);
+  EXPECT_DOUBLE_EQ(four->bytes_per_step, four->weight_bytes_per_step + four->kv_bytes_per_step);
+  EXPECT_DOUBLE_EQ(four->bytes_per_token, four->bytes_per_step / 4.0);
+  EXPECT_DOUBLE_EQ(four->decode_bound_tok_s, four->bandwidth_gb_s * 1e9 / four->bytes_per_token);
+  EXPECT_GT(four->decode_tok_s, 0);
+}
+
+TEST(Bench, RefusesABatchOutOfRange) {
+  BenchOptions o = small_run(DType::F32, DType::F32);
+  o.batch = 0;
+  EXPECT_FALSE(run_bench(testing::odd_shapes_v3_config(), o).is_ok());
+}
+
 TEST(Bench, RefusesARunPastTheContext) {
   ModelConfig c = testing::odd_shapes_v3_config();
   BenchOptions o = small_run(DType::F32, DType::F32);
@@ -56,7 +89,7 @@ TEST(BenchCli, JsonHasTheFiguresTheDocsQuote) {
   const std::string dir = testing::make_temp_dir("bench");
   ASSERT_TRUE(testing::write_random_checkpoint(dir, testing::tiny_v3_config(), {.dtype = DType::F32}).is_ok());
   const std::string cmd = std::string(DSV3_BINARY) + " bench --config " + dir +
-                          "/config.json --threads 1 --prompt 6 --gen 2 --repeats 1 --bandwidth-mib 8 --json";
+                          "/config.json --threads 1 --prompt 6 --gen 2 --batch 2 --repeats 1 --bandwidth-mib 8 --json";
   FILE* p = popen(cmd.c_str(), "r");
   ASSERT_NE(p, nullptr);
   std::string out;
@@ -65,12 +98,14 @@ TEST(BenchCli, JsonHasTheFiguresTheDocsQuote) {
   while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
   ASSERT_EQ(pclose(p), 0) << out;
   const nlohmann::json j = nlohmann::json::parse(out);
-  for (const char* key : {"prefill_tok_s", "decode_tok_s", "bandwidth_gb_s", "bytes_per_token", "decode_bound_tok_s"}) {
+  for (const char* key : {"prefill_tok_s", "decode_tok_s", "bandwidth_gb_s", "bytes_per_token", "decode_bound_tok_s",
+                          "bytes_per_step", "routed_experts_per_layer"}) {
     ASSERT_TRUE(j.contains(key)) << key << "\n" << out;
     EXPECT_GT(j[key].get<double>(), 0) << key;
   }
   EXPECT_EQ(j["dtype"], "fp8");
   EXPECT_EQ(j["head_dtype"], "fp8");
+  EXPECT_EQ(j["batch"], 2);
   // The kernel path the figures were measured on (the child inherits DSV3_KERNELS, if set).
   EXPECT_EQ(j["kernels"], std::string(kernels::kernel_path_name(kernels::kernel_path()))) << out;
 }
