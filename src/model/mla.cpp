@@ -56,6 +56,17 @@ void Mla::forward(float* out, const float* x, const AttentionWeights& w, std::sp
     for (int64_t s = 0; s < c.n_tokens; ++s) {
       std::memcpy(view.row(start + s), kv + (row0 + s) * row, size_t(row) * sizeof(float));
     }
+    row0 += c.n_tokens;
+  }
+  if (path == AttentionPath::Absorbed && batch.size() > 1 && N == int64_t(batch.size())) {
+    attend_absorbed_decode(o, q, w, batch, cache_layer);
+    matmul(out, o, w.wo, N);
+    return;
+  }
+  row0 = 0;
+  for (const auto& c : batch) {
+    const int64_t start = c.cache->length();
+    const kernels::LatentCacheView view = c.cache->layer(cache_layer);
     float* oc = o + row0 * H_ * dv_;
     const float* qc = q + row0 * H_ * dqk_;
     if (path == AttentionPath::Absorbed) {
@@ -68,25 +79,28 @@ void Mla::forward(float* out, const float* x, const AttentionWeights& w, std::sp
   matmul(out, o, w.wo, N);
 }
 
+void Mla::absorb(float* q_lat, const float* q, const AttentionWeights& w, int64_t h, int64_t S) const {
+  // W_UK[h] = rows h·(d_n+d_v) .. +d_n of kv_b_proj.
+  const int64_t lat = r_ + dr_;
+  const WeightMatrix w_uk = w.wkv_b.row_slice(h * (dn_ + dv_), dn_);
+  kernels::matmul_t(q_lat + h * lat, H_ * lat, q + h * dqk_, H_ * dqk_, w_uk, S);
+  for (int64_t s = 0; s < S; ++s) {
+    const int64_t i = s * H_ + h;
+    std::memcpy(q_lat + i * lat + r_, q + i * dqk_ + dn_, size_t(dr_) * sizeof(float));
+  }
+}
+
+void Mla::project(float* o, const float* o_lat, const AttentionWeights& w, int64_t h, int64_t S) const {
+  // W_UV[h] = rows h·(d_n+d_v) + d_n .. +d_v of kv_b_proj.
+  const WeightMatrix w_uv = w.wkv_b.row_slice(h * (dn_ + dv_) + dn_, dv_);
+  kernels::matmul(o + h * dv_, H_ * dv_, o_lat + h * r_, H_ * r_, w_uv, S);
+}
+
 void Mla::attend_absorbed(float* o, const float* q, const AttentionWeights& w, const kernels::LatentCacheView& cache,
                           int64_t S, int64_t start) {
-  // q_lat[s,h,:] = [q_nope[s,h,:] · W_UK[h] ; q_pe[s,h,:]], W_UK[h] = rows h·(d_n+d_v) .. +d_n of kv_b_proj.
   const int64_t lat = r_ + dr_;
   float* q_lat = q_lat_.get(S * H_ * lat);
   float* o_lat = o_lat_.get(S * H_ * r_);
-  auto absorb = [&](int64_t h) {
-    const WeightMatrix w_uk = w.wkv_b.row_slice(h * (dn_ + dv_), dn_);
-    kernels::matmul_t(q_lat + h * lat, H_ * lat, q + h * dqk_, H_ * dqk_, w_uk, S);
-    for (int64_t s = 0; s < S; ++s) {
-      const int64_t i = s * H_ + h;
-      std::memcpy(q_lat + i * lat + r_, q + i * dqk_ + dn_, size_t(dr_) * sizeof(float));
-    }
-  };
-  // o[s,h,:] = o_lat[s,h,:] · W_UV[h]ᵀ  with W_UV[h] = rows h·(d_n+d_v) + d_n .. +d_v.
-  auto project = [&](int64_t h) {
-    const WeightMatrix w_uv = w.wkv_b.row_slice(h * (dn_ + dv_) + dn_, dv_);
-    kernels::matmul(o + h * dv_, H_ * dv_, o_lat + h * r_, H_ * r_, w_uv, S);
-  };
   // Parallel regions over heads, the small per-head products running serially inside them:
   // per-head regions cost more than the products at decode. With one query token a head's three
   // steps touch only that head's rows, so a single region runs absorb, attention and projection
@@ -94,15 +108,36 @@ void Mla::attend_absorbed(float* o, const float* q, const AttentionWeights& w, c
   // between two regions. Every output is summed in the same order whichever way it is split.
   if (S == 1) {
     parallel_chunks(H_, [&](int64_t h0, int64_t h1) {
-      for (int64_t h = h0; h < h1; ++h) absorb(h);
+      for (int64_t h = h0; h < h1; ++h) absorb(q_lat, q, w, h, 1);
       kernels::mla_attention_latent(o_lat + h0 * r_, q_lat + h0 * lat, cache, 1, h1 - h0, r_, dr_, start, scale_);
-      for (int64_t h = h0; h < h1; ++h) project(h);
+      for (int64_t h = h0; h < h1; ++h) project(o, o_lat, w, h, 1);
     });
     return;
   }
-  parallel_for(H_, absorb);
+  parallel_for(H_, [&](int64_t h) { absorb(q_lat, q, w, h, S); });
   kernels::mla_attention_latent(o_lat, q_lat, cache, S, H_, r_, dr_, start, scale_);
-  parallel_for(H_, project);
+  parallel_for(H_, [&](int64_t h) { project(o, o_lat, w, h, S); });
+}
+
+void Mla::attend_absorbed_decode(float* o, const float* q, const AttentionWeights& w, std::span<const SeqChunk> batch,
+                                 int64_t cache_layer) {
+  // W_UK and W_UV are the same for every sequence: the absorption and the projection run once
+  // over all N tokens (each weight read once per step, not once per sequence), and the attention
+  // of every (sequence, head) pair runs in one region instead of one region per sequence.
+  const int64_t N = int64_t(batch.size()), lat = r_ + dr_;
+  float* q_lat = q_lat_.get(N * H_ * lat);
+  float* o_lat = o_lat_.get(N * H_ * r_);
+  parallel_for(H_, [&](int64_t h) { absorb(q_lat, q, w, h, N); });
+  parallel_chunks(N * H_, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1;) {  // i = b·H + h: runs of heads of one sequence
+      const int64_t b = i / H_, h0 = i % H_, h1 = std::min(H_, h0 + (i1 - i));
+      const SequenceCache& cache = *batch[size_t(b)].cache;
+      kernels::mla_attention_latent(o_lat + i * r_, q_lat + i * lat, cache.layer(cache_layer), 1, h1 - h0, r_, dr_,
+                                    cache.length(), scale_);
+      i += h1 - h0;
+    }
+  });
+  parallel_for(H_, [&](int64_t h) { project(o, o_lat, w, h, N); });
 }
 
 void Mla::attend_naive(float* o, const float* q, const AttentionWeights& w, const kernels::LatentCacheView& cache,

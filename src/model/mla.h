@@ -39,6 +39,13 @@ class Mla {
  private:
   void attend_absorbed(float* o, const float* q, const AttentionWeights& w, const kernels::LatentCacheView& cache,
                        int64_t S, int64_t start);
+  // A decode step of several sequences, one token each (q and o: one row per chunk).
+  void attend_absorbed_decode(float* o, const float* q, const AttentionWeights& w, std::span<const SeqChunk> batch,
+                              int64_t cache_layer);
+  // q_lat[s, h, :] = [q_nope[s, h, :] · W_UK[h] ; q_pe[s, h, :]] for S rows, and
+  // o[s, h, :] = o_lat[s, h, :] · W_UV[h]ᵀ: the absorbed path's per-head products.
+  void absorb(float* q_lat, const float* q, const AttentionWeights& w, int64_t h, int64_t S) const;
+  void project(float* o, const float* o_lat, const AttentionWeights& w, int64_t h, int64_t S) const;
   void attend_naive(float* o, const float* q, const AttentionWeights& w, const kernels::LatentCacheView& cache,
                     int64_t S, int64_t start);
 

@@ -7,6 +7,7 @@
 // any real bug (wrong mask, rope position, cache row) moves logits by O(std).
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <numeric>
 #include <vector>
 
@@ -122,6 +123,65 @@ TEST_P(ForwardTest, BatchedSequencesEqualSeparateRuns) {
   std::vector<float> b2(logits.begin() + 7 * c.vocab_size, logits.end());
   EXPECT_LT(max_err_over_std(b1, l1), 1e-5);
   EXPECT_LT(max_err_over_std(b2, l2), 1e-5);
+}
+
+// Decode steps of several sequences at once (one token each: the absorbed path's batched decode,
+// with one absorption and one projection over all tokens) against each sequence run alone, and
+// against the naive path on the same batch; 1 and 2 threads give the same bits.
+TEST_P(ForwardTest, BatchedDecodeStepsEqualSeparateRuns) {
+  ModelConfig c = cfg();
+  RandomWeights rw(c, {});
+  const int64_t V = c.vocab_size, steps = 4;
+  const std::vector<int64_t> prompt_len = {5, 9, 2};
+  const int64_t B = int64_t(prompt_len.size());
+  std::vector<std::vector<int32_t>> seqs;
+  std::vector<std::vector<float>> alone;
+  for (int64_t b = 0; b < B; ++b) {
+    auto t = test_tokens(prompt_len[size_t(b)] + steps, V);
+    for (auto& x : t) x = int32_t((x * (2 * b + 3) + b) % V);
+    std::vector<int64_t> chunks = {prompt_len[size_t(b)]};
+    chunks.resize(size_t(1 + steps), 1);
+    alone.push_back(run(c, rw.weights(), t, chunks, AttentionPath::Absorbed));
+    seqs.push_back(std::move(t));
+  }
+  auto batched = [&](AttentionPath path) {
+    Transformer model(c, rw.weights());
+    KvPool pool(model.cache_layers(), model.cache_row_dim(), 4, 64);
+    std::vector<std::unique_ptr<SequenceCache>> caches;
+    std::vector<float> prompt_logits(size_t(16 * V));
+    for (int64_t b = 0; b < B; ++b) {
+      caches.push_back(std::make_unique<SequenceCache>(pool));
+      SeqChunk chunk{caches.back().get(), seqs[size_t(b)].data(), prompt_len[size_t(b)]};
+      EXPECT_TRUE(model.forward({&chunk, 1}, prompt_logits.data(), {path, true}).is_ok());
+    }
+    std::vector<float> out(size_t(steps * B * V));  // (step, sequence, vocab)
+    for (int64_t g = 0; g < steps; ++g) {
+      std::vector<SeqChunk> step;
+      for (int64_t b = 0; b < B; ++b) {
+        step.push_back({caches[size_t(b)].get(), seqs[size_t(b)].data() + prompt_len[size_t(b)] + g, 1});
+      }
+      EXPECT_TRUE(model.forward(step, out.data() + g * B * V, {path, false}).is_ok());
+    }
+    return out;
+  };
+  const auto absorbed = batched(AttentionPath::Absorbed);
+  const auto naive = batched(AttentionPath::Naive);
+  EXPECT_LT(max_err_over_std(absorbed, naive), 1e-4);
+  for (int64_t g = 0; g < steps; ++g) {
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t pos = prompt_len[size_t(b)] + g;
+      std::vector<float> got(absorbed.begin() + (g * B + b) * V, absorbed.begin() + (g * B + b + 1) * V);
+      std::vector<float> want(alone[size_t(b)].begin() + pos * V, alone[size_t(b)].begin() + (pos + 1) * V);
+      EXPECT_LT(max_err_over_std(got, want), 1e-5) << "step " << g << " sequence " << b;
+    }
+  }
+  const int saved = num_threads();
+  set_num_threads(1);
+  const auto one = batched(AttentionPath::Absorbed);
+  set_num_threads(2);
+  const auto two = batched(AttentionPath::Absorbed);
+  set_num_threads(saved);
+  EXPECT_EQ(one, two);
 }
 
 TEST_P(ForwardTest, OneAndTwoThreadsGiveIdenticalBits) {
