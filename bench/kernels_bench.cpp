@@ -1,5 +1,5 @@
 // Kernel micro-benchmarks, each beside its yardstick in the same run:
-//   matmul decode (T = 1, 4): GB/s of weights streamed, against membw/read_1GiB;
+//   matmul decode (T = 1, 4, 8): GB/s of weights streamed, against membw/read_1GiB;
 //   matmul prefill (T = 512): GFLOP/s, against the FMA peak (~90 GFLOP/s per core here);
 //   FP32 GEMM at the tiny-train shapes (8 x 256 tokens; dims 256 / 768 / 8192) and 1024^3:
 //   GFLOP/s against OpenBLAS cblas_sgemm (DSV3_HAVE_BLAS), same threads.
@@ -141,7 +141,7 @@ int register_all() {
   const MatmulShape shapes[] = {{"1024x1024", 1024, 1024}, {"2816x1024", 2816, 1024}, {"head_32768x1024", 32768, 1024}};
   for (DType dtype : {DType::BF16, DType::F8_E4M3}) {
     for (const MatmulShape& s : shapes) {
-      for (int64_t T : {1, 4}) {
+      for (int64_t T : {1, 4, 8}) {
         for (int threads : {1, 2}) {
           const std::string name = "matmul/decode/" + std::string(dtype_name(dtype)) + "/T:" + std::to_string(T) + "/" +
                                    s.name + threads_tag(threads);
