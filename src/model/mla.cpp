@@ -58,7 +58,9 @@ void Mla::forward(float* out, const float* x, const AttentionWeights& w, std::sp
     }
     row0 += c.n_tokens;
   }
-  if (path == AttentionPath::Absorbed && batch.size() > 1 && N == int64_t(batch.size())) {
+  const bool one_token_each =
+      std::all_of(batch.begin(), batch.end(), [](const SeqChunk& c) { return c.n_tokens == 1; });
+  if (path == AttentionPath::Absorbed && batch.size() > 1 && one_token_each) {
     attend_absorbed_decode(o, q, w, batch, cache_layer);
     matmul(out, o, w.wo, N);
     return;
