@@ -26,6 +26,10 @@ Transformer::Transformer(const ModelConfig& cfg, const ModelWeights& weights, Mo
 
 Status Transformer::check_batch(std::span<const SeqChunk> batch, int64_t& N) {
   N = 0;
+  for (size_t j = 0; j < batch.size(); ++j) {
+    // Each chunk gives logits for its last token, so it must have one.
+    if (batch[j].n_tokens < 1) return Status::errorf("chunk {} of the batch has no tokens", j);
+  }
   for (const auto& c : batch) {
     for (int64_t i = 0; i < c.n_tokens; ++i) {
       if (c.tokens[i] < 0 || c.tokens[i] >= cfg_.vocab_size) {

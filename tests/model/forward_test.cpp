@@ -220,5 +220,22 @@ TEST(ForwardErrors, RejectsBadTokensAndFullPools) {
   EXPECT_EQ(cache.length(), 0);
 }
 
+// A chunk without tokens has no last token to give logits for: refused before any work.
+TEST(ForwardErrors, RejectsAnEmptyChunk) {
+  ModelConfig c = testing::odd_shapes_v3_config();
+  RandomWeights rw(c, {});
+  Transformer model(c, rw.weights());
+  KvPool pool(model.cache_layers(), model.cache_row_dim(), 4, 4);
+  SequenceCache c1(pool), c2(pool);
+  std::vector<float> logits(size_t(c.vocab_size) * 4);
+  auto tokens = test_tokens(2, c.vocab_size);
+  SeqChunk batch[2] = {{&c1, tokens.data(), 0}, {&c2, tokens.data(), 2}};
+  const Status st = model.forward(batch, logits.data());
+  EXPECT_FALSE(st.is_ok());
+  EXPECT_NE(st.message().find("no tokens"), std::string::npos) << st.message();
+  EXPECT_EQ(c1.length(), 0);
+  EXPECT_EQ(c2.length(), 0);
+}
+
 }  // namespace
 }  // namespace dsv3
